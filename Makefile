@@ -1,0 +1,46 @@
+# One command runs the dashboard (`make run`), one passes the tests (`make test`).
+# Both create .venv and install requirements.txt first; nothing else needs installing.
+
+PYTHON ?= $(shell command -v python3.13 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SIM_PORT ?= 8765
+PORT ?= 8000
+
+.PHONY: install run test lint format simulator clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "aquadash needs Python 3.12 or newer")'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: export DEBUG ?= 1
+run: export ZUORA_EXTRA_HOSTS ?= 127.0.0.1:$(SIM_PORT)
+run: export AQUADASH_SIMULATOR_URL ?= http://127.0.0.1:$(SIM_PORT)
+run: install
+	@mkdir -p var
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py setup_demo
+	@$(BIN)/python manage.py simulate_zuora --port $(SIM_PORT) & sim=$$!; \
+	  trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	  echo "Zuora simulator: http://127.0.0.1:$(SIM_PORT)"; \
+	  echo "aquadash:        http://127.0.0.1:$(PORT)/"; \
+	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest $(ARGS)
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
