@@ -1,0 +1,57 @@
+"""`manage.py simulate_zuora`: serve the Zuora AQuA simulator for the demo until interrupted."""
+
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from aquadash.simulator import (
+    CATALOGUE,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    DEMO_USERNAME,
+    Simulator,
+    serve,
+)
+
+
+class Command(BaseCommand):
+    help = "Serve a simulated Zuora AQuA API (see SIMULATOR.md) until interrupted."
+    requires_system_checks: list[str] = []  # it needs no database and no settings beyond these
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument(
+            "--batch-seconds", type=float, default=8.0, help="How long each batch runs."
+        )
+        parser.add_argument(
+            "--unknown-job",
+            choices=["404", "200"],
+            default="404",
+            help="Answer unknown jobs with HTTP 404, or with HTTP 200 and errorCode 90002.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        simulator = Simulator(
+            batch_seconds=options["batch_seconds"], unknown_job=options["unknown_job"]
+        )
+        host, port = options["host"], options["port"]
+        try:
+            with serve(simulator, host=host, port=port) as running:
+                self.announce(running.url)
+                threading.Event().wait()
+        except KeyboardInterrupt:
+            self.stdout.write("Simulator stopped.")
+        except OSError as error:  # most likely the port is taken
+            raise CommandError(f"Cannot serve on {host}:{port}: {error}") from error
+
+    def announce(self, url: str) -> None:
+        self.stdout.write(f"Zuora AQuA simulator at {url}")
+        self.stdout.write(f"  OAuth client_id:     {DEMO_CLIENT_ID}")
+        self.stdout.write(f"  OAuth client_secret: {DEMO_CLIENT_SECRET}")
+        self.stdout.write(f"  Basic auth:          {DEMO_USERNAME} / {DEMO_PASSWORD}")
+        self.stdout.write("Seeded jobs:")
+        for job_id, description in CATALOGUE.items():
+            self.stdout.write(f"  {job_id}  {description}")

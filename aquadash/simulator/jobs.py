@@ -1,0 +1,261 @@
+"""AQuA jobs as the simulator holds them: how a submitted job is checked, how it moves with the
+clock and how it is rendered as Zuora's job JSON."""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+SEGMENT_ROWS = 500_000  # Zuora's fixed maximum of records per segment file
+MAX_QUERIES = 50
+FINAL_STATUSES = frozenset({"completed", "error", "aborted", "cancelled"})
+
+# Objects that cannot export deleted records (Zuora's export-deleted-data page).
+NO_DELETED_SUPPORT = frozenset(
+    {"accountingcode", "accountingperiod", "paymenttransactionlog", "refundtransactionlog"}
+    | {"processedusage", "discountappliedmetrics"}
+)
+
+
+def derived_id(*parts: object) -> str:
+    """A stable 32-hex ID, so seeded batches and files keep their IDs across restarts."""
+    return hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+
+
+def local_time(timestamp: float, zone: ZoneInfo) -> str:
+    """Zuora renders startTime in the tenant's time zone without saying which."""
+    return datetime.fromtimestamp(timestamp, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass
+class Batch:
+    batch_id: str
+    echo: dict[str, Any]  # name, query, batchType, apiVersion, full, deleted: whichever are shown
+    record_count: int  # rows in its file(s) once completed
+    file_ids: list[str]  # one file, or one per segment
+    segmented: bool = False
+    status: str | None = None  # fixed status; None follows the job's clock
+    message: str = ""
+    count_as_string: bool = False  # older tenants send recordCount as "1234"
+
+    @property
+    def query(self) -> str:
+        return str(self.echo.get("query", ""))
+
+    @property
+    def deleted(self) -> dict[str, Any] | None:
+        return self.echo.get("deleted")
+
+    @property
+    def has_deleted_rows(self) -> bool:
+        """Full loads never export deleted rows; incremental loads and forceExport do."""
+        deleted = self.deleted
+        return bool(deleted) and (
+            self.echo.get("full") is False or bool(deleted.get("forceExport"))
+        )
+
+    def segment_rows(self, segment: int | None) -> tuple[int, int]:
+        """The slice [start, stop) of the result rows held by one file."""
+        if segment is None:
+            return 0, self.record_count
+        start = segment * SEGMENT_ROWS
+        return start, min(self.record_count, start + SEGMENT_ROWS)
+
+
+@dataclass
+class Job:
+    job_id: str
+    echo: dict[str, Any]  # top-level fields other than id, status, startTime and batches
+    batches: list[Batch]
+    created: float | None  # clock time of submission; None: set at the first GET
+    status: str | None = None  # fixed status; None runs on the clock
+    document: str | None = None  # served verbatim instead of rendering (Zuora's doc examples)
+    use_query_labels: bool = False
+
+    @property
+    def partner_project(self) -> tuple[Any, Any]:
+        return self.echo.get("partner"), self.echo.get("project")
+
+    @property
+    def format(self) -> str:
+        return str(self.echo.get("format", "CSV")).upper()
+
+    @property
+    def encrypted(self) -> str:
+        return str(self.echo.get("encrypted", "none")).lower()
+
+    def statuses(self, now: float, batch_seconds: float) -> tuple[str, list[str]]:
+        """The job's status and each batch's at `now`.
+
+        A job on the clock is submitted for one `batch_seconds`, then runs its batches one after
+        another, each taking `batch_seconds`.
+        """
+        count = len(self.batches)
+        if self.status is not None:
+            return self.status, [batch.status or "completed" for batch in self.batches]
+        assert self.created is not None
+        elapsed = now - self.created
+        if batch_seconds <= 0:
+            return "completed", ["completed"] * count
+        if elapsed < batch_seconds:
+            return "submitted", ["pending"] * count
+        done = int((elapsed - batch_seconds) // batch_seconds)
+        if done >= count:
+            return "completed", ["completed"] * count
+        return "executing", ["completed"] * done + ["executing"] + ["pending"] * (count - done - 1)
+
+    def cancel(self, now: float, batch_seconds: float) -> None:
+        _, batch_statuses = self.statuses(now, batch_seconds)
+        for batch, status in zip(self.batches, batch_statuses, strict=True):
+            batch.status = "completed" if status == "completed" else "cancelled"
+        self.status = "cancelled"
+
+    def render(
+        self, now: float, batch_seconds: float, zone: ZoneInfo, *, just_submitted: bool = False
+    ) -> dict[str, Any]:
+        """The job JSON; the POST answer has localizedStatus and no startTime, like Zuora's."""
+        status, batch_statuses = self.statuses(now, batch_seconds)
+        if just_submitted:
+            status, batch_statuses = "submitted", ["pending"] * len(self.batches)
+        job: dict[str, Any] = {"id": self.job_id, **self.echo, "status": status}
+        if just_submitted:
+            job["localizedStatus"] = status
+        elif self.created is not None:
+            job["startTime"] = local_time(self.created, zone)
+        job["batches"] = [
+            render_batch(batch, batch_status, just_submitted=just_submitted)
+            for batch, batch_status in zip(self.batches, batch_statuses, strict=True)
+        ]
+        return job
+
+
+def render_batch(batch: Batch, status: str, *, just_submitted: bool) -> dict[str, Any]:
+    rendered: dict[str, Any] = {"batchId": batch.batch_id, **batch.echo, "status": status}
+    if just_submitted:
+        rendered["localizedStatus"] = status
+    count = batch.record_count if status == "completed" else 0
+    rendered["recordCount"] = str(count) if batch.count_as_string else count
+    if status in ("completed", "aborted", "deleted_notallowed"):
+        rendered["message"] = batch.message
+    if status == "completed":
+        if batch.segmented:
+            rendered["segments"] = list(batch.file_ids)
+        else:
+            rendered["fileId"] = batch.file_ids[0]
+    return rendered
+
+
+class Rejected(Exception):
+    """A submission Zuora refuses with an AQuA error code (HTTP 200, errorCode + message)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def submitted_job(
+    body: dict[str, Any], *, now: float, zone: ZoneInfo, loaded_queries: set[str]
+) -> Job:
+    """A new job from a POST body, per Zuora's reference; raises Rejected like Zuora does.
+
+    `loaded_queries` are the queries this partner/project session already completed: running
+    one of them again is an incremental load (`full: false`), anything else a full load.
+    """
+    queries = body.get("queries")
+    if not isinstance(queries, list) or not queries:
+        raise Rejected("90016", "There are no queries in the request.")
+    if len(queries) > MAX_QUERIES:
+        raise Rejected("90004", f"The number of queries exceeds the limit of {MAX_QUERIES}.")
+    notify_url = body.get("notifyUrl")
+    if isinstance(notify_url, str) and len(notify_url) >= 5000:
+        raise Rejected("90014", "The notifyUrl is too long.")
+
+    version = body.get("version", "1.0")
+    partner, project = body.get("partner"), body.get("project")
+    stateful = str(version) not in ("1", "1.0") and bool(partner) and bool(project)
+    echo: dict[str, Any] = {
+        "name": body.get("name", ""),
+        "version": version,
+        "format": str(body.get("format") or "csv").upper(),
+        "encrypted": str(body.get("encrypted") or "none").lower(),
+    }
+    for key in ("partner", "project", "offset", "notifyUrl", "sourceData"):
+        if key in body:
+            echo[key] = body[key]
+    if "incrementalTime" in body:
+        echo["incrementalTime"] = _epoch_millis(body["incrementalTime"], zone)
+    echo["useLastCompletedJobQueries"] = body.get("useLastCompletedJobQueries", False)
+
+    batches = [_submitted_batch(query, stateful, loaded_queries) for query in queries]
+    return Job(
+        job_id=uuid.uuid4().hex,
+        echo=echo,
+        batches=batches,
+        created=now,
+        use_query_labels=body.get("useQueryLabels") in (True, "true", "True"),
+    )
+
+
+def _submitted_batch(query: Any, stateful: bool, loaded_queries: set[str]) -> Batch:
+    text = query.get("query") if isinstance(query, dict) else None
+    batch_type = query.get("type", "zoqlexport") if isinstance(query, dict) else None
+    if (
+        not isinstance(text, str)
+        or not query_object(text)
+        or batch_type not in ("zoql", "zoqlexport")
+    ):
+        raise Rejected("90005", "There is a syntax error in one of the queries in the AQuA input")
+    deleted = query.get("deleted")
+    if deleted:
+        if not stateful and not (isinstance(deleted, dict) and deleted.get("forceExport")):
+            raise Rejected("90012", "Stateless AQuA does not support deleted columns.")
+        if query_object(text).lower() in NO_DELETED_SUPPORT:
+            raise Rejected(
+                "90017",
+                "Objects included in the queries do not support the querying of deleted records. "
+                "Remove Deleted section in the JSON request and retry the request",
+            )
+    full = not (stateful and text in loaded_queries)
+    echo: dict[str, Any] = {
+        "name": query.get("name", ""),
+        "query": text,
+        "batchType": batch_type,
+        "apiVersion": query.get("apiVersion", "91.0"),  # "latest if not specified"
+        "full": full,
+    }
+    if deleted:
+        echo["deleted"] = deleted
+    # A deterministic size per query; stateful full loads are big enough to be segmented.
+    seed = int(derived_id(text)[:8], 16)
+    count = seed % 1_500_000 if stateful and full else seed % (500 if stateful else 5000)
+    segmented = stateful and full
+    files = max(1, -(-count // SEGMENT_ROWS)) if segmented else 1
+    return Batch(
+        batch_id=uuid.uuid4().hex,
+        echo=echo,
+        record_count=count,
+        file_ids=[uuid.uuid4().hex for _ in range(files)],
+        segmented=segmented,
+    )
+
+
+def query_object(query: str) -> str:
+    """The FROM object of a ZOQL query, or "" when the query does not look like ZOQL."""
+    words = query.split()
+    lowered = [word.lower() for word in words]
+    if not words or lowered[0] != "select" or "from" not in lowered[2:]:
+        return ""
+    after = lowered.index("from", 2) + 1
+    return words[after] if after < len(words) else ""
+
+
+def _epoch_millis(value: Any, zone: ZoneInfo) -> int:
+    """Zuora takes incrementalTime as tenant-local "YYYY-MM-DD hh:mm:ss" and echoes epoch ms."""
+    try:
+        moment = datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
+    except ValueError:
+        raise Rejected("90015", "The incremental timestamp is invalid.") from None
+    return int(moment.timestamp() * 1000)
