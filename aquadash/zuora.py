@@ -146,10 +146,9 @@ class Credentials:
 
 
 def new_session() -> requests.Session:
-    """A session that ignores proxy variables and .netrc and never follows redirects."""
+    """A session that ignores proxy variables and .netrc; calls pass allow_redirects=False."""
     session = requests.Session()
     session.trust_env = False
-    session.max_redirects = 0
     return session
 
 

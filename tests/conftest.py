@@ -1,0 +1,217 @@
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core import mail
+from django.http import HttpResponseBase
+from django.test import AsyncClient, Client
+from pytest_django.fixtures import Settings
+
+from aquadash.models import Tenant
+from aquadash.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Simulator, serve
+
+
+class FakeClock:
+    """A clock that stands still until told to move."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def sim_clock() -> FakeClock:
+    """The `simulator` fixture's clock, starting at the real time and then frozen.
+
+    Call `sim_clock.advance(seconds)` to move it: jobs run one batch per
+    `simulator.batch_seconds`, tokens expire after `simulator.token_lifetime`, result files are
+    purged 3 days and jobs 180 days after they started. Faults that sleep use real time.
+    """
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+def simulator(sim_clock: FakeClock) -> Iterator[Simulator]:
+    """A fresh Zuora AQuA simulator served on an ephemeral loopback port, on `sim_clock`.
+
+    `simulator.url` is its base URL; `simulator.add_fault(...)`, `simulator.count(...)` and
+    `simulator.forget_job(...)` steer and observe it (see SIMULATOR.md).
+    """
+    sim = Simulator(clock=sim_clock)
+    with serve(sim):
+        yield sim
+
+
+# Every tenant the fixtures make stores this secret, and no response, log record or error report
+# anywhere in the suite may contain it (see `canary_never_leaks`).
+CANARY_SECRET = "canary-s3cret-4f1d9b2e7a-must-never-leak"
+
+# SECURITY-TESTS case 13: base URLs a tenant must never be given.
+DISALLOWED_BASE_URLS = [
+    "http://169.254.169.254/",
+    "https://rest.zuora.com.evil.test",
+    "https://evil.test/rest.zuora.com",
+    "https://user@rest.zuora.com",
+    "https://rest.zuora.com:8443",
+    "http://rest.zuora.com",
+    "https://127.0.0.1",
+    "https://[::1]",
+    "https://2130706433",
+    "https://0x7f.1",
+    "https://rest.zuor\u0430.com",  # Cyrillic a
+]
+
+
+@pytest.fixture
+def make_tenant(db: None) -> Callable[..., Tenant]:
+    """make_tenant(slug="acme", *, secret=CANARY_SECRET, groups=(), **fields) -> Tenant."""
+
+    def make(
+        slug: str = "acme", *, secret: str = CANARY_SECRET, groups: tuple = (), **fields: object
+    ) -> Tenant:
+        fields = {
+            "name": slug.replace("-", " ").title(),
+            "environment": "us-prod-cloud2",
+            "auth_method": "oauth",
+            "identity": f"{slug}-client-id",
+            **fields,
+        }
+        tenant = Tenant(slug=slug, **fields)
+        tenant.set_secret(secret)
+        tenant.full_clean()
+        tenant.save()
+        tenant.groups.set(groups)
+        return tenant
+
+    return make
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    """make_user(username, *, groups=(), superuser=False) -> User, password "password"."""
+
+    def make(username: str, *, groups: tuple = (), superuser: bool = False) -> User:
+        user = User.objects.create_user(
+            username, password="password", is_staff=superuser, is_superuser=superuser
+        )
+        user.groups.set(groups)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
+    """Tenant "Acme" (slug acme), granted to the group "Acme staff"."""
+    return make_tenant("acme", groups=[Group.objects.create(name="Acme staff")])
+
+
+@pytest.fixture
+def member(tenant: Tenant, make_user: Callable[..., User]) -> User:
+    """A non-staff user in the group granted `tenant`."""
+    return make_user("member", groups=tenant.groups.all())
+
+
+@pytest.fixture
+def member_client(member: User) -> Client:
+    client = Client()
+    client.force_login(member)
+    return client
+
+
+@pytest.fixture
+def outsider_client(make_user: Callable[..., User]) -> Client:
+    """Signed in as a user granted no tenant."""
+    client = Client()
+    client.force_login(make_user("outsider"))
+    return client
+
+
+@pytest.fixture
+def simulator_tenant(
+    simulator: Simulator, make_tenant: Callable[..., Tenant], settings: Settings
+) -> Tenant:
+    """Tenant "Sim" (slug sim) on the `simulator` with its demo OAuth client, group "Sim staff"."""
+    host, port = urlsplit(simulator.url).hostname, urlsplit(simulator.url).port
+    settings.ZUORA_EXTRA_HOSTS = settings.ZUORA_EXTRA_HOSTS | {(host, port)}
+    return make_tenant(
+        "sim",
+        secret=DEMO_CLIENT_SECRET,
+        environment="custom",
+        base_url=simulator.url,
+        identity=DEMO_CLIENT_ID,
+        groups=[Group.objects.create(name="Sim staff")],
+    )
+
+
+@pytest.fixture(autouse=True)
+def canary_never_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any test whose responses, log records or e-mails contain CANARY_SECRET."""
+    texts: list[tuple[str, Callable[[], str]]] = []
+
+    def watch(response: HttpResponseBase) -> HttpResponseBase:
+        request = getattr(response, "wsgi_request", None) or getattr(response, "asgi_request", None)
+        where = f"the response to {request.path if request else 'a request'}"
+        headers = response.serialize_headers().decode(errors="replace")
+        texts.append((f"the headers of {where}", lambda: headers))
+        if not response.streaming:
+            texts.append((where, lambda: response.content.decode(errors="replace")))
+            return response
+        chunks: list[bytes] = []
+        texts.append((where, lambda: b"".join(chunks).decode(errors="replace")))
+        if response.is_async:
+
+            async def atap(content: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+                async for chunk in content:
+                    chunks.append(chunk)
+                    yield chunk
+
+            response.streaming_content = atap(response.streaming_content)
+        else:
+
+            def tap(content: Iterator[bytes]) -> Iterator[bytes]:
+                for chunk in content:
+                    chunks.append(chunk)
+                    yield chunk
+
+            response.streaming_content = tap(response.streaming_content)
+        return response
+
+    sync_request, async_request = Client.request, AsyncClient.request
+
+    def request(self: Client, **kwargs: object) -> HttpResponseBase:
+        return watch(sync_request(self, **kwargs))
+
+    async def arequest(self: AsyncClient, **kwargs: object) -> HttpResponseBase:
+        return watch(await async_request(self, **kwargs))
+
+    monkeypatch.setattr(Client, "request", request)
+    monkeypatch.setattr(AsyncClient, "request", arequest)
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = logging.Formatter("%(name)s: %(message)s").format(record)
+            texts.append((f"a log record from {record.name}", lambda: text))
+
+    recorder = Recorder()
+    logging.getLogger().addHandler(recorder)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(recorder)
+    for message in getattr(mail, "outbox", []):
+        parts = [message.subject, message.body]
+        parts += [str(content) for content, _ in getattr(message, "alternatives", [])]
+        parts += [str(attachment) for attachment in message.attachments]
+        texts.append((f"the e-mail {message.subject!r}", lambda parts=parts: "\n".join(parts)))
+    leaks = [where for where, text in texts if CANARY_SECRET in text()]
+    if leaks:
+        pytest.fail(f"The canary secret leaked into {', '.join(leaks)}.")
