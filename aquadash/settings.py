@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -63,6 +64,44 @@ def host_port_list(name: str) -> frozenset[tuple[str, int]]:
     return frozenset(pairs)
 
 
+def fernet_keys(name: str, *, debug: bool, development_key_file: Path) -> list[str]:
+    """Parse comma-separated Fernet keys, newest first.
+
+    Without keys every stored Zuora secret is unreadable, so outside development a missing key
+    stops start-up. In development an unset variable means a key generated once into var/, so
+    `make run` needs no set-up.
+    """
+    keys = envlist(name)
+    if not keys and debug:
+        keys = [development_key(development_key_file)]
+    if not keys:
+        raise ImproperlyConfigured(
+            f"{name} must be set when DEBUG is off: one or more Fernet keys, comma-separated, "
+            "newest first. Make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        )
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: key {position} is not a Fernet key (32 url-safe base64-encoded bytes)."
+            ) from None
+    return keys
+
+
+def development_key(path: Path) -> str:
+    path.parent.mkdir(exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    key = Fernet.generate_key().decode()
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key
+
+
 DEBUG = envbool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -82,6 +121,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django_htmx",
     "aquadash",
 ]
@@ -205,9 +245,49 @@ ZUORA_EXTRA_HOSTS = host_port_list("ZUORA_EXTRA_HOSTS")
 ZUORA_CONNECT_TIMEOUT = envfloat("ZUORA_CONNECT_TIMEOUT", 3.05)
 ZUORA_READ_TIMEOUT = envfloat("ZUORA_READ_TIMEOUT", 15.0)
 
+# Keys for the tenants' stored Zuora secrets, independent of SECRET_KEY. Newest first: new
+# secrets use the first key, and `manage.py rotate_secrets` moves old ones onto it.
+AQUADASH_ENCRYPTION_KEYS = fernet_keys(
+    "AQUADASH_ENCRYPTION_KEYS", debug=DEBUG, development_key_file=VAR_DIR / "encryption.key"
+)
+# How often a page watching a running job refreshes, and so how often Zuora is asked about it.
+AQUADASH_POLL_SECONDS = envint("AQUADASH_POLL_SECONDS", 5)
+
+# Error reports by e-mail when ADMINS is set (comma-separated addresses). Reports and log lines
+# pass through filters that hide secrets, tokens and Authorization values.
+ADMINS = envlist("ADMINS")
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "aquadash@localhost")
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": os.environ.get("EMAIL_HOST", "localhost"),
+            "port": envint("EMAIL_PORT", 25),
+            "username": os.environ.get("EMAIL_HOST_USER", ""),
+            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": envbool("EMAIL_USE_TLS", False),
+            "timeout": 10,
+        },
+    }
+}
+DEFAULT_EXCEPTION_REPORTER_FILTER = "aquadash.redaction.SecretHidingReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "redact": {"()": "aquadash.redaction.RedactSecrets"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "redact"],
+        },
+    },
+    # Replaces Django's own "django" handlers so error mails go through the redacting filter.
+    "loggers": {"django": {"handlers": ["mail_admins"], "level": "INFO"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }

@@ -1,0 +1,44 @@
+"""Who may see which tenant: the one check every view that touches a tenant goes through."""
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponseBase
+
+from aquadash.models import Tenant
+
+NOT_FOUND = "No such tenant."
+
+
+def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Swap the `tenant_slug` URL argument for the `tenant` the user may see, or raise Http404.
+
+    A tenant the user may not see is answered exactly like one that does not exist, so tenants
+    cannot be discovered by trying names. Works on sync and async views.
+    """
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(
+            request: HttpRequest, *args: Any, tenant_slug: str, **kwargs: Any
+        ) -> HttpResponseBase:
+            user = await request.auser()
+            tenant = await Tenant.objects.visible_to(user).filter(slug=tenant_slug).afirst()
+            if tenant is None:
+                raise Http404(NOT_FOUND)
+            return await view(request, *args, tenant=tenant, **kwargs)
+
+        return async_wrapper
+
+    @functools.wraps(view)
+    def wrapper(
+        request: HttpRequest, *args: Any, tenant_slug: str, **kwargs: Any
+    ) -> HttpResponseBase:
+        tenant = Tenant.objects.visible_to(request.user).filter(slug=tenant_slug).first()
+        if tenant is None:
+            raise Http404(NOT_FOUND)
+        return view(request, *args, tenant=tenant, **kwargs)
+
+    return wrapper

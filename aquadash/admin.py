@@ -1,0 +1,136 @@
+"""The admin site: tenants, their write-only secrets, and who may see them."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_POST
+
+from aquadash.models import Tenant
+
+
+class TenantForm(forms.ModelForm):
+    # Write-only: the stored secret is never rendered, not even masked, and blank keeps it.
+    secret = forms.CharField(
+        label="Client secret or password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "name",
+            "slug",
+            "is_active",
+            "environment",
+            "base_url",
+            "time_zone",
+            "entity_id",
+            "auth_method",
+            "identity",
+            "secret",
+            "groups",
+        ]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.encrypted_secret:
+            self.fields["secret"].help_text = (
+                "A secret is stored (encrypted; it is never shown). Leave blank to keep it, or "
+                "enter a new one to replace it."
+            )
+        else:
+            self.fields["secret"].help_text = "Stored encrypted; it is never shown again."
+
+    @sensitive_variables()
+    def clean_secret(self) -> str:
+        secret = self.cleaned_data["secret"]
+        if not secret and not self.instance.encrypted_secret:
+            raise forms.ValidationError("Enter the client secret or password.")
+        return secret
+
+    @sensitive_variables()
+    def save(self, commit: bool = True) -> Tenant:
+        if secret := self.cleaned_data.get("secret"):
+            self.instance.set_secret(secret)
+        return super().save(commit)
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
+    change_form_template = "admin/tenant_change_form.html"
+    list_display = ("name", "environment", "auth_method", "is_active", "last_contact")
+    list_filter = ("environment", "auth_method", "is_active")
+    search_fields = ("name", "slug", "identity")
+    prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("groups",)
+    readonly_fields = (
+        "last_contact_at",
+        "last_contact_ok",
+        "last_contact_message",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "is_active"]}),
+        ("Zuora", {"fields": ["environment", "base_url", "time_zone", "entity_id"]}),
+        ("Credentials", {"fields": ["auth_method", "identity", "secret"]}),
+        ("Access", {"fields": ["groups"]}),
+        ("Last contact with Zuora", {"fields": list(readonly_fields)}),
+    ]
+    actions = ["test_connection"]
+
+    @admin.display(description="last contact", ordering="last_contact_at")
+    def last_contact(self, tenant: Tenant) -> str:
+        if tenant.last_contact_at is None:
+            return "never"
+        when = timezone.localtime(tenant.last_contact_at).strftime("%Y-%m-%d %H:%M")
+        return f"{'OK' if tenant.last_contact_ok else 'failed'}, {when}"
+
+    @method_decorator(sensitive_post_parameters("secret"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Test the connection to Zuora", permissions=["change"])
+    def test_connection(self, request: HttpRequest, queryset: object) -> None:
+        for tenant in queryset:
+            self._report_check(request, tenant)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name="aquadash_tenant_test_connection",
+            ),
+            *super().get_urls(),
+        ]
+
+    @method_decorator(require_POST)
+    def test_connection_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        tenant = self.get_object(request, unquote(object_id))
+        if tenant is None:
+            raise Http404
+        if not self.has_change_permission(request, tenant):
+            raise PermissionDenied
+        self._report_check(request, tenant)
+        return HttpResponseRedirect(reverse("admin:aquadash_tenant_change", args=[tenant.pk]))
+
+    def _report_check(self, request: HttpRequest, tenant: Tenant) -> None:
+        ok, message = tenant.check_connection()
+        level = messages.SUCCESS if ok else messages.ERROR
+        self.message_user(request, f"{tenant.name}: {message}", level)

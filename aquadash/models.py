@@ -1,0 +1,285 @@
+"""What aquadash stores: the Zuora tenants people look jobs up in."""
+
+import logging
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from aquadash import encryption, zuora
+
+logger = logging.getLogger(__name__)
+
+CUSTOM_ENVIRONMENT = "custom"
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            "%(value)s is not an IANA time zone name such as America/Los_Angeles or UTC.",
+            params={"value": value},
+        ) from None
+
+
+class TenantQuerySet(models.QuerySet):
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> "TenantQuerySet":
+        """Active tenants the user may look at: all for superusers, else their groups' grants."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self.filter(is_active=True)
+        grants = Tenant.groups.through.objects.filter(tenant=OuterRef("pk"), group__user=user)
+        return self.filter(Exists(grants), is_active=True)
+
+
+class Tenant(models.Model):
+    """One Zuora tenant and the credentials aquadash uses for it.
+
+    The secret (OAuth client secret or password) is stored only encrypted, in `encrypted_secret`;
+    `set_secret` writes it and `zuora_connection` is the one place that decrypts it.
+    """
+
+    AUTH_METHODS = [("oauth", "OAuth client"), ("basic", "Username and password")]
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(
+        max_length=50, unique=True, help_text="Used in page addresses: /t/<slug>/…"
+    )
+    environment = models.CharField(
+        max_length=32,
+        choices=[(key, label) for key, (label, _) in zuora.ENVIRONMENTS.items()]
+        + [(CUSTOM_ENVIRONMENT, "Other host (listed in ZUORA_EXTRA_HOSTS)")],
+    )
+    base_url = models.CharField(
+        "base URL",
+        max_length=200,
+        blank=True,
+        help_text="Only for “Other host”: a host:port that whoever runs aquadash listed in "
+        "ZUORA_EXTRA_HOSTS, such as the simulator.",
+    )
+    auth_method = models.CharField(max_length=10, choices=AUTH_METHODS, default="oauth")
+    identity = models.CharField(
+        "client ID or username",
+        max_length=255,
+        help_text="The OAuth client ID, or the username for username-and-password sign-in.",
+    )
+    encrypted_secret = models.TextField(editable=False)
+    entity_id = models.CharField(
+        "entity ID",
+        max_length=36,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$",
+                "An entity ID is a UUID: 36 characters with hyphens.",
+            )
+        ],
+        help_text="Multi-entity tenants only: sent as Zuora-Entity-Ids.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="America/Los_Angeles",
+        validators=[validate_time_zone],
+        help_text="The tenant's time zone in Zuora, used to read job start times, which Zuora "
+        "sends without one. US tenants are usually America/Los_Angeles, EU tenants UTC.",
+    )
+    is_active = models.BooleanField("active", default=True)
+    groups = models.ManyToManyField(
+        Group,
+        blank=True,
+        related_name="tenants",
+        verbose_name="groups granted this tenant",
+        help_text="Members of these groups may look up this tenant's jobs. Superusers see all.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_contact_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_contact_ok = models.BooleanField(null=True, editable=False)
+    last_contact_message = models.CharField(max_length=500, blank=True, editable=False)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.environment != CUSTOM_ENVIRONMENT:
+            if self.base_url:
+                raise ValidationError(
+                    {
+                        "base_url": "A base URL is only used with “Other host”: clear it or choose "
+                        "that environment."
+                    }
+                )
+            return
+        if not self.base_url:
+            raise ValidationError({"base_url": "“Other host” needs a base URL."})
+        try:
+            self.base_url = zuora.check_base_url(
+                self.base_url, extra_hosts=settings.ZUORA_EXTRA_HOSTS
+            )
+        except zuora.HostNotAllowed as exc:
+            raise ValidationError({"base_url": exc.message}) from None
+
+    @property
+    def base_url_resolved(self) -> str:
+        if self.environment == CUSTOM_ENVIRONMENT:
+            return self.base_url
+        return zuora.ENVIRONMENTS[self.environment][1]
+
+    @property
+    def zoneinfo(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @sensitive_variables()
+    def set_secret(self, secret: str) -> None:
+        self.encrypted_secret = encryption.encrypt(secret)
+
+    @sensitive_variables()
+    def zuora_connection(self) -> zuora.Connection:
+        """Raises CredentialUnreadable (a ZuoraError) when the stored secret cannot be read."""
+        try:
+            secret = encryption.decrypt(self.encrypted_secret, tenant=self.name)
+        except encryption.CredentialUnreadable:
+            logger.warning("The stored secret of tenant %s cannot be decrypted", self.slug)
+            raise
+        return zuora.Connection(
+            base_url=self.base_url_resolved,
+            credentials=zuora.Credentials(
+                method=self.auth_method, identity=self.identity, secret=secret
+            ),
+            tenant=self.name,
+            entity_id=self.entity_id,
+            extra_hosts=settings.ZUORA_EXTRA_HOSTS,
+            token_cache=cache,
+            connect_timeout=settings.ZUORA_CONNECT_TIMEOUT,
+            read_timeout=settings.ZUORA_READ_TIMEOUT,
+        )
+
+    def check_connection(self) -> tuple[bool, str]:
+        """Ask Zuora whether the stored credentials work; records and returns the answer."""
+        try:
+            ok, message = True, zuora.check_credentials(self.zuora_connection())
+        except zuora.ZuoraError as exc:
+            ok, message = False, exc.message
+        self.record_contact(ok, message)
+        return ok, message
+
+    def record_contact(self, ok: bool, message: str) -> None:
+        self.last_contact_at = timezone.now()
+        self.last_contact_ok = ok
+        self.last_contact_message = message[:500]
+        # Not save(): that would also write the other fields, perhaps over an admin's edit.
+        Tenant.objects.filter(pk=self.pk).update(
+            last_contact_at=self.last_contact_at,
+            last_contact_ok=ok,
+            last_contact_message=self.last_contact_message,
+        )
+
+
+class JobSnapshot(models.Model):
+    """The last thing Zuora said about a job. It outlives Zuora's 180-day retention."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
+    job_id = models.CharField(max_length=32)
+    name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=32)
+    is_final = models.BooleanField(default=False)
+    raw = models.JSONField(help_text="The job exactly as Zuora last returned it.")
+    track_id = models.CharField(max_length=64, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_fetched_at = models.DateTimeField()
+    last_fetched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    final_seen_at = models.DateTimeField(null=True, blank=True)
+    gone_at = models.DateTimeField(
+        null=True, blank=True, help_text="When Zuora first answered that the job does not exist."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "job_id"], name="one_snapshot_per_job")
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "-last_fetched_at"], name="snapshot_recent"),
+            models.Index(fields=["tenant", "status", "-last_fetched_at"], name="snapshot_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'AQuA job'} {self.job_id}"
+
+    def job(self) -> zuora.Job:
+        return zuora.parse_job(self.raw, track_id=self.track_id)
+
+    def mark_gone(self) -> None:
+        if self.gone_at is None:
+            self.gone_at = timezone.now()
+            self.save(update_fields=["gone_at"])
+
+
+class LookupQuerySet(models.QuerySet):
+    def recent_for(self, user: AbstractBaseUser, tenants: models.QuerySet, limit: int = 10) -> list:
+        """The user's latest lookups, one row per job, in tenants the user may still see."""
+        lookups = self.filter(user=user, tenant__in=tenants).select_related("tenant")
+        recent, seen = [], set()
+        for lookup in lookups.order_by("-at")[: limit * 5]:
+            if (lookup.tenant_id, lookup.job_id) not in seen:
+                seen.add((lookup.tenant_id, lookup.job_id))
+                recent.append(lookup)
+        return recent[:limit]
+
+
+class Lookup(models.Model):
+    """Who opened which job page, when, and what they saw: the audit trail of lookups."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="lookups"
+    )
+    username = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="lookups")
+    job_id = models.CharField(max_length=64)
+    job_name = models.CharField(max_length=255, blank=True)
+    job_status = models.CharField(max_length=32, blank=True)
+    outcome = models.CharField(max_length=200)
+    at = models.DateTimeField(auto_now_add=True)
+
+    objects = LookupQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-at"], name="lookup_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.username} looked up {self.job_id} at {self.at:%Y-%m-%d %H:%M}"
+
+    @classmethod
+    def record(cls, user: AbstractBaseUser, tenant: Tenant, job_id: str, result: object) -> None:
+        """`result` is the JobState shown, or the ZuoraError shown instead."""
+        job = getattr(result, "job", None)
+        if job is None:
+            outcome = f"failed: {type(result).__name__}"
+        elif getattr(result, "gone", False):
+            outcome = "shown from storage (gone from Zuora)"
+        else:
+            outcome = "shown"
+        cls.objects.create(
+            user=user,
+            username=user.get_username(),
+            tenant=tenant,
+            job_id=job_id[:64],
+            job_name=job.name[:255] if job else "",
+            job_status=job.status[:32] if job else "",
+            outcome=outcome,
+        )

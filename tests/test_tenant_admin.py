@@ -1,0 +1,224 @@
+"""The tenant admin: a write-only secret, no secret on any admin surface, Test connection."""
+
+import re
+from collections.abc import Callable
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission, User
+from django.core import mail
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from pytest_django.fixtures import Settings
+
+from aquadash.models import Tenant
+from tests.conftest import CANARY_SECRET, DISALLOWED_BASE_URLS
+
+NEW_SECRET = "replacement-secret-0c9e1f"
+
+
+def form_data(tenant: Tenant | None = None, **changes: object) -> dict:
+    data = {
+        "name": tenant.name if tenant else "Globex",
+        "slug": tenant.slug if tenant else "globex",
+        "is_active": "on",
+        "environment": tenant.environment if tenant else "us-prod-cloud2",
+        "base_url": tenant.base_url if tenant else "",
+        "time_zone": tenant.time_zone if tenant else "UTC",
+        "entity_id": tenant.entity_id if tenant else "",
+        "auth_method": tenant.auth_method if tenant else "oauth",
+        "identity": tenant.identity if tenant else "globex-client-id",
+        "secret": "",
+        "groups": [group.pk for group in tenant.groups.all()] if tenant else [],
+    }
+    return {**data, **changes}
+
+
+def change_url(tenant: Tenant) -> str:
+    return reverse("admin:aquadash_tenant_change", args=[tenant.pk])
+
+
+def stored_secret(tenant: Tenant) -> str:
+    return Tenant.objects.get(pk=tenant.pk).zuora_connection().credentials.secret
+
+
+def test_change_form_never_renders_the_secret(admin_client: Client, tenant: Tenant) -> None:
+    html = admin_client.get(change_url(tenant)).content.decode()
+    inputs = re.findall(r"<input[^>]*name=\"secret\"[^>]*>", html)
+    assert len(inputs) == 1
+    assert 'type="password"' in inputs[0]
+    assert "value=" not in inputs[0]
+    assert CANARY_SECRET not in html
+    assert tenant.encrypted_secret not in html
+    assert not re.search(r"<input[^>]*type=\"hidden\"[^>]*name=\"[^\"]*secret", html)
+
+
+def test_blank_secret_keeps_the_stored_one(admin_client: Client, tenant: Tenant) -> None:
+    response = admin_client.post(change_url(tenant), form_data(tenant, name="Acme Corp"))
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert tenant.name == "Acme Corp"
+    assert stored_secret(tenant) == CANARY_SECRET
+
+
+def test_new_secret_replaces_the_stored_one(admin_client: Client, tenant: Tenant) -> None:
+    response = admin_client.post(change_url(tenant), form_data(tenant, secret=NEW_SECRET))
+    assert response.status_code == 302
+    assert stored_secret(tenant) == NEW_SECRET
+
+
+def test_secret_is_required_when_adding(admin_client: Client) -> None:
+    response = admin_client.post(reverse("admin:aquadash_tenant_add"), form_data())
+    assert response.status_code == 200
+    assert "Enter the client secret or password." in response.content.decode()
+    assert not Tenant.objects.exists()
+
+
+def test_adding_stores_only_ciphertext_in_every_table(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("admin:aquadash_tenant_add"), form_data(secret=CANARY_SECRET)
+    )
+    assert response.status_code == 302
+    assert stored_secret(Tenant.objects.get(slug="globex")) == CANARY_SECRET
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            assert CANARY_SECRET not in repr(cursor.fetchall()), table
+
+
+def test_change_log_names_the_secret_field_but_not_its_value(
+    admin_client: Client, tenant: Tenant
+) -> None:
+    admin_client.post(change_url(tenant), form_data(tenant, secret=NEW_SECRET))
+    entry = LogEntry.objects.get(object_id=str(tenant.pk))
+    assert "Client secret or password" in entry.get_change_message()
+    assert NEW_SECRET not in entry.change_message
+    assert NEW_SECRET not in entry.object_repr
+
+
+def test_changelist_search_for_part_of_the_secret_finds_nothing(
+    admin_client: Client, tenant: Tenant
+) -> None:
+    response = admin_client.get(
+        reverse("admin:aquadash_tenant_changelist"), {"q": CANARY_SECRET[7:25]}
+    )
+    assert response.context["cl"].result_count == 0
+
+
+def test_changelist_shows_no_secret(admin_client: Client, tenant: Tenant) -> None:
+    html = admin_client.get(reverse("admin:aquadash_tenant_changelist")).content.decode()
+    assert "Acme" in html
+    assert tenant.encrypted_secret not in html
+
+
+@pytest.mark.parametrize("url", DISALLOWED_BASE_URLS)
+def test_admin_refuses_disallowed_base_urls(admin_client: Client, url: str) -> None:
+    data = form_data(environment="custom", base_url=url, secret=NEW_SECRET)
+    response = admin_client.post(reverse("admin:aquadash_tenant_add"), data)
+    assert response.status_code == 200
+    assert "not an allowed Zuora REST host" in response.content.decode()
+    assert not Tenant.objects.exists()
+
+
+def test_failing_admin_post_mails_a_report_without_the_secret(
+    admin_client: Client, tenant: Tenant, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.ADMINS = ["ops@example.com"]
+
+    def broken_save(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(Tenant, "save", broken_save)
+    admin_client.raise_request_exception = False
+    response = admin_client.post(change_url(tenant), form_data(tenant, secret=NEW_SECRET))
+    assert response.status_code == 500
+    (report,) = mail.outbox
+    assert "the database went away" in report.body
+    for text in (report.body, *(content for content, _ in report.alternatives)):
+        assert NEW_SECRET not in text
+        assert CANARY_SECRET not in text
+
+
+def test_test_connection_button_records_the_exact_failure(
+    admin_client: Client, make_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = make_tenant(environment="custom", base_url="http://127.0.0.1:1")
+    url = reverse("admin:aquadash_tenant_test_connection", args=[tenant.pk])
+    response = admin_client.post(url, follow=True)
+    tenant.refresh_from_db()
+    assert tenant.last_contact_ok is False
+    assert "cannot reach Zuora" in tenant.last_contact_message
+    assert [str(m) for m in response.context["messages"]] == [
+        f"Acme: {tenant.last_contact_message}"
+    ]
+
+
+def test_change_form_offers_test_connection(admin_client: Client, tenant: Tenant) -> None:
+    html = admin_client.get(change_url(tenant)).content.decode()
+    assert reverse("admin:aquadash_tenant_test_connection", args=[tenant.pk]) in html
+
+
+def test_test_connection_needs_the_change_permission(
+    make_user: Callable[..., User], tenant: Tenant
+) -> None:
+    viewer = make_user("viewer")
+    viewer.is_staff = True
+    viewer.save()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_tenant"))
+    client = Client()
+    client.force_login(viewer)
+    url = reverse("admin:aquadash_tenant_test_connection", args=[tenant.pk])
+    assert client.post(url).status_code == 403
+    tenant.refresh_from_db()
+    assert tenant.last_contact_at is None
+
+
+def test_test_connection_button_refuses_get(admin_client: Client, tenant: Tenant) -> None:
+    url = reverse("admin:aquadash_tenant_test_connection", args=[tenant.pk])
+    assert admin_client.get(url).status_code == 405
+    tenant.refresh_from_db()
+    assert tenant.last_contact_at is None
+
+
+def test_test_connection_action_checks_each_selected_tenant(
+    admin_client: Client, make_tenant: Callable[..., Tenant]
+) -> None:
+    tenants = [
+        make_tenant(slug, environment="custom", base_url="http://127.0.0.1:1")
+        for slug in ("acme", "globex")
+    ]
+    response = admin_client.post(
+        reverse("admin:aquadash_tenant_changelist"),
+        {"action": "test_connection", "_selected_action": [t.pk for t in tenants]},
+        follow=True,
+    )
+    messages = [str(m) for m in response.context["messages"]]
+    assert [m.split(":")[0] for m in messages] == ["Acme", "Globex"]
+    assert Tenant.objects.filter(last_contact_ok=False).count() == 2
+
+
+def test_test_connection_succeeds_against_the_simulator(
+    admin_client: Client, simulator_tenant: Tenant
+) -> None:
+    url = reverse("admin:aquadash_tenant_test_connection", args=[simulator_tenant.pk])
+    response = admin_client.post(url, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "Sim: Zuora issued an OAuth token for these credentials."
+    ]
+    simulator_tenant.refresh_from_db()
+    assert simulator_tenant.last_contact_ok is True
+
+
+def test_test_connection_reports_rejected_credentials(
+    admin_client: Client, simulator_tenant: Tenant
+) -> None:
+    simulator_tenant.set_secret(CANARY_SECRET)
+    simulator_tenant.save()
+    url = reverse("admin:aquadash_tenant_test_connection", args=[simulator_tenant.pk])
+    response = admin_client.post(url, follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        "Sim: Zuora rejected the stored credentials for tenant Sim. Ask an admin to update them."
+    ]
+    simulator_tenant.refresh_from_db()
+    assert simulator_tenant.last_contact_ok is False
