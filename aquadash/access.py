@@ -5,7 +5,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth import middleware as auth_middleware
 from django.http import Http404, HttpRequest, HttpResponseBase
+from django_htmx.http import HttpResponseClientRedirect
 
 from aquadash.models import Tenant
 
@@ -42,3 +44,16 @@ def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(request, *args, tenant=tenant, **kwargs)
 
     return wrapper
+
+
+class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
+    """Django's, except that an htmx poll from an expired session reloads the whole page.
+
+    A plain redirect would be followed by htmx and the login form swapped into the job page.
+    """
+
+    def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponseBase:
+        response = super().handle_no_permission(request, view_func)
+        if getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(response["Location"])
+        return response

@@ -224,7 +224,11 @@ class Job:
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_JOB_STATUSES and all(b.is_final for b in self.batches)
+        """Nothing about the job will change. A cancelled or failed job can hold batches that
+        never ran; a completed one is final once every batch is."""
+        if self.status == "completed":
+            return all(batch.is_final for batch in self.batches)
+        return self.status in FINAL_JOB_STATUSES
 
     @property
     def is_stateful(self) -> bool:

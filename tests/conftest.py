@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core import mail
+from django.core.cache import cache
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings
@@ -25,6 +26,14 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """Each test starts with an empty shared cache (local memory, or Redis in CI)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -1,0 +1,60 @@
+"""The lookup forms on the home page."""
+
+import re
+
+from django import forms
+from django.db.models import QuerySet
+
+from aquadash import zuora
+from aquadash.models import Tenant
+
+# A pasted aquadash job link: https://host/t/<slug>/jobs/<job-id>/...
+JOB_LINK = re.compile(r"/t/(?P<slug>[-\w]+)/jobs/(?P<job_id>[0-9a-fA-F]{32})(?:/|$|\?|#)")
+
+
+class TenantChoiceForm(forms.Form):
+    tenant = forms.ModelChoiceField(
+        queryset=Tenant.objects.none(), to_field_name="slug", empty_label=None
+    )
+
+    def __init__(self, *args: object, tenants: QuerySet[Tenant], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"].queryset = tenants
+
+
+class LookupForm(TenantChoiceForm):
+    job = forms.CharField(
+        label="Job ID",
+        max_length=2000,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "32 hexadecimal characters, or an aquadash job link",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        text = cleaned.get("job", "")
+        if link := JOB_LINK.search(text):
+            # The link names its own tenant; the job page checks access to it.
+            cleaned["tenant_slug"] = link["slug"]
+            cleaned["job_id"] = link["job_id"].lower()
+            self.errors.pop("tenant", None)
+            return cleaned
+        job_id = zuora.normalize_id(text)
+        try:
+            cleaned["job_id"] = zuora.check_id(job_id, what="job")
+        except zuora.InvalidId as exc:
+            self.add_error("job", str(exc))
+        if tenant := cleaned.get("tenant"):
+            cleaned["tenant_slug"] = tenant.slug
+        return cleaned
+
+
+class LastCompletedForm(TenantChoiceForm):
+    partner = forms.CharField(max_length=128, strip=True)
+    project = forms.CharField(max_length=128, strip=True)

@@ -1,0 +1,246 @@
+"""Getting a job for a page: from what we stored, from the shared cache, or from Zuora.
+
+Every view that needs a job calls `fetch_job`. However many people watch one running job, on
+however many servers, Zuora is asked at most once per job per poll interval: the first caller
+takes a lock in the shared cache and fetches, everyone else is served the last known state.
+A final job never changes, so once stored it is served without calling Zuora at all.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db import IntegrityError
+from django.utils import timezone
+
+from aquadash import zuora
+from aquadash.models import JobSnapshot, Tenant
+
+logger = logging.getLogger(__name__)
+
+RETENTION = timedelta(days=180)
+FILE_RETENTION = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A job as a page shows it: the job, where it came from, and any passing trouble."""
+
+    job: zuora.Job
+    snapshot: JobSnapshot
+    fetched_at: datetime
+    from_zuora: bool  # fetched from Zuora during this request
+    gone: bool = False  # Zuora no longer knows the job; we show what we stored
+    error: zuora.ZuoraError | None = None  # the latest fetch failed; this is the last good state
+
+    @property
+    def is_final(self) -> bool:
+        return self.gone or self.job.is_final
+
+
+def fetch_job(
+    tenant: Tenant, job_id: str, *, user: AbstractBaseUser | None, refresh: bool = False
+) -> JobState:
+    """The job's current state for a page, or the ZuoraError a page should show instead.
+
+    `refresh` re-asks Zuora about a final or vanished job, for the doubtful.
+    """
+    job_id = zuora.check_id(job_id, what="job")
+    snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job_id).first()
+    if snapshot and not refresh and (snapshot.is_final or snapshot.gone_at):
+        return _stored_state(snapshot)
+
+    key = f"job:{tenant.pk}:{job_id}"
+    interval = settings.AQUADASH_POLL_SECONDS
+    cached = _cache_get(key)
+    if cached and not refresh and time.time() - cached["at"] < interval:
+        return _state_from_cache(tenant, cached, snapshot)
+
+    # An explicit refresh is a person's click, not a herd, so it does not wait for the lock.
+    if not _cache_add(key + ":lock", interval) and not refresh:
+        # Another request is asking Zuora right now: show what we know, or wait for its answer.
+        if cached or snapshot:
+            return (
+                _state_from_cache(tenant, cached, snapshot) if cached else _stored_state(snapshot)
+            )
+        cached = _wait_for(key, seconds=settings.ZUORA_READ_TIMEOUT)
+        if cached:
+            return _state_from_cache(tenant, cached, snapshot)
+
+    try:
+        job = zuora.get_job(tenant.zuora_connection(), job_id=job_id)
+    except zuora.JobNotFound as exc:
+        _cache_set(key, {"at": time.time(), "missing": True, "message": exc.message})
+        if snapshot is None:
+            raise
+        snapshot.mark_gone()
+        return _stored_state(snapshot)
+    except zuora.ZuoraError as exc:
+        if snapshot is None:
+            raise
+        return replace(_stored_state(snapshot), error=exc)
+    snapshot = store_job(tenant, job, user=user)
+    _cache_set(key, {"at": time.time(), "raw": job.raw, "track_id": job.track_id})
+    return JobState(job=job, snapshot=snapshot, fetched_at=timezone.now(), from_zuora=True)
+
+
+def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) -> JobSnapshot:
+    """Remember what Zuora said about a job, so the page can explain it after Zuora forgets."""
+    now = timezone.now()
+    values = {
+        "name": job.name[:255],
+        "status": job.status[:32],
+        "is_final": job.is_final,
+        "raw": job.raw,
+        "track_id": job.track_id,
+        "last_fetched_at": now,
+        "last_fetched_by": user if user and user.is_authenticated else None,
+        "gone_at": None,
+    }
+    try:
+        snapshot, _ = JobSnapshot.objects.update_or_create(
+            tenant=tenant, job_id=job.id, defaults=values
+        )
+    except IntegrityError:  # two servers stored the same new job at once
+        snapshot, _ = JobSnapshot.objects.update_or_create(
+            tenant=tenant, job_id=job.id, defaults=values
+        )
+    if job.is_final and snapshot.final_seen_at is None:
+        snapshot.final_seen_at = now
+        snapshot.save(update_fields=["final_seen_at"])
+    return snapshot
+
+
+def _stored_state(snapshot: JobSnapshot) -> JobState:
+    return JobState(
+        job=snapshot.job(),
+        snapshot=snapshot,
+        fetched_at=snapshot.last_fetched_at,
+        from_zuora=False,
+        gone=snapshot.gone_at is not None,
+    )
+
+
+def _state_from_cache(tenant: Tenant, cached: dict, snapshot: JobSnapshot | None) -> JobState:
+    if cached.get("missing"):
+        if snapshot is None:
+            raise zuora.JobNotFound(cached["message"])
+        return _stored_state(snapshot)
+    job = zuora.parse_job(cached["raw"], track_id=cached.get("track_id", ""))
+    fetched_at = datetime.fromtimestamp(cached["at"], tz=timezone.get_current_timezone())
+    if snapshot is None:  # the cache outlived the database row (e.g. a restored database)
+        snapshot = store_job(tenant, job, user=None)
+    return JobState(job=job, snapshot=snapshot, fetched_at=fetched_at, from_zuora=False)
+
+
+def _wait_for(key: str, *, seconds: float) -> dict | None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if cached := _cache_get(key):
+            return cached
+    return None
+
+
+# The shared cache is an optimisation: if Redis is down, pages still work, just without
+# single-flight, so every cache call degrades to "nothing cached" instead of failing the page.
+
+
+def _cache_get(key: str) -> dict | None:
+    try:
+        return cache.get(key)
+    except Exception:
+        logger.warning("Cache unavailable; reading %s skipped", key, exc_info=True)
+        return None
+
+
+def _cache_add(key: str, timeout: float) -> bool:
+    try:
+        return cache.add(key, 1, timeout=timeout)
+    except Exception:
+        logger.warning("Cache unavailable; lock %s skipped", key, exc_info=True)
+        return True
+
+
+def _cache_set(key: str, value: dict) -> None:
+    try:
+        cache.set(key, value, timeout=max(3600, settings.AQUADASH_POLL_SECONDS * 10))
+    except Exception:
+        logger.warning("Cache unavailable; storing %s skipped", key, exc_info=True)
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """The times and totals a job page states, in the tenant's time zone."""
+
+    started_at: datetime | None
+    incremental_time: datetime | None
+    deleted_on: datetime | None  # Zuora deletes jobs 180 days after creation
+    days_until_deleted: int | None
+    files_expire_at: datetime | None  # result files go 3 days after completion
+    batches_done: int
+    batches_total: int
+    total_records: int
+
+    @property
+    def deletion_is_near(self) -> bool:
+        return self.days_until_deleted is not None and self.days_until_deleted <= 14
+
+    @property
+    def files_expired(self) -> bool:
+        return self.files_expire_at is not None and self.files_expire_at <= timezone.now()
+
+    @property
+    def files_expire_soon(self) -> bool:
+        return (
+            self.files_expire_at is not None
+            and not self.files_expired
+            and self.files_expire_at - timezone.now() <= timedelta(days=1)
+        )
+
+    @property
+    def percent_done(self) -> int:
+        return round(100 * self.batches_done / self.batches_total) if self.batches_total else 0
+
+
+def describe(state: JobState, tenant: Tenant) -> JobFacts:
+    job = state.job
+    zone = tenant.zoneinfo
+    started_at = job.start_time.replace(tzinfo=zone) if job.start_time else None
+    deleted_on = started_at + RETENTION if started_at else None
+    files_expire_at = None
+    if started_at and job.status == "completed":
+        # Zuora does not report when a job completed; queries run for at most 3 hours, so
+        # counting from the start is the earliest the files can go.
+        files_expire_at = started_at + FILE_RETENTION
+    return JobFacts(
+        started_at=started_at,
+        incremental_time=job.incremental_time.astimezone(zone) if job.incremental_time else None,
+        deleted_on=deleted_on,
+        days_until_deleted=(deleted_on - timezone.now()).days if deleted_on else None,
+        files_expire_at=files_expire_at,
+        batches_done=sum(batch.is_final for batch in job.batches),
+        batches_total=len(job.batches),
+        total_records=sum(batch.record_count or 0 for batch in job.batches),
+    )
+
+
+def poll_seconds(failures: int) -> int:
+    """The poll interval, doubled after each failed poll up to a minute."""
+    return min(60, settings.AQUADASH_POLL_SECONDS * 2 ** min(failures, 6))
+
+
+def curl_command(tenant: Tenant, job_id: str) -> str:
+    """The same request for a support ticket, with the credentials left as variables."""
+    auth = (
+        '-H "Authorization: Bearer $ZUORA_TOKEN"'
+        if tenant.auth_method == "oauth"
+        else '-u "$ZUORA_USERNAME:$ZUORA_PASSWORD"'
+    )
+    entity = f' -H "Zuora-Entity-Ids: {tenant.entity_id}"' if tenant.entity_id else ""
+    url = f"{tenant.base_url_resolved}/v1/batch-query/jobs/{job_id}"
+    return f'curl -sS {auth}{entity} -H "Accept: application/json" "{url}"'

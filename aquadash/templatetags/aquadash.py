@@ -1,0 +1,39 @@
+"""Small template filters: status badges and timestamps, so markup is not repeated."""
+
+from datetime import datetime
+
+from django import template
+from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.utils.html import format_html
+
+register = template.Library()
+
+BADGE_TONES = {
+    "completed": "ok",
+    "error": "bad",
+    "aborted": "bad",
+    "cancelled": "muted",
+    "deleted_notallowed": "bad",
+    "executing": "run",
+    "submitted": "wait",
+    "pending": "wait",
+}
+
+
+@register.filter
+def status_badge(status: str) -> str:
+    tone = BADGE_TONES.get(status, "muted")
+    return format_html('<span class="badge badge-{}">{}</span>', tone, status or "unknown")
+
+
+@register.filter
+def moment(value: datetime | None) -> str:
+    """`2026-11-29 08:20:07 PST (3 hours ago)`, in the zone the datetime carries."""
+    if value is None:
+        return "—"
+    return format_html(
+        '<time datetime="{}">{} <span class="muted">({})</span></time>',
+        value.isoformat(),
+        value.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        naturaltime(value),
+    )

@@ -1,0 +1,57 @@
+// Copy buttons, the "/" shortcut, and polling that pauses while the tab is hidden.
+// Plain DOM code, no eval and no inline handlers, so the strict CSP holds.
+(function () {
+  "use strict";
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button || !navigator.clipboard) return;
+    navigator.clipboard.writeText(button.dataset.copy).then(function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    });
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.target.closest("input, textarea, select")) return;
+    var field = document.getElementById("id_job");
+    if (field) { event.preventDefault(); field.focus(); field.select(); }
+  });
+
+  // The live section carries data-poll="<seconds>" until the job is final; the final fragment
+  // has none, so polling ends by itself. Nothing is requested while the tab is hidden.
+  var timer = null;
+  function schedule() {
+    clearTimeout(timer);
+    var live = document.querySelector("[data-poll]");
+    if (!live) return;
+    timer = setTimeout(function () {
+      if (document.visibilityState === "visible") htmx.trigger(live, "poll");
+      else schedule();
+    }, Number(live.dataset.poll) * 1000);
+  }
+  document.addEventListener("DOMContentLoaded", schedule);
+  document.addEventListener("htmx:afterSettle", schedule);
+  document.addEventListener("visibilitychange", function () {
+    var live = document.querySelector("[data-poll]");
+    if (document.visibilityState === "visible" && live) htmx.trigger(live, "poll");
+  });
+  // A poll answered 4xx (access revoked, signed out elsewhere) ends polling with a notice;
+  // other failures keep the last good state and try again later.
+  document.addEventListener("htmx:responseError", function (event) {
+    var live = event.detail.elt;
+    if (!live.matches || !live.matches("[data-poll]")) return;
+    var status = event.detail.xhr.status;
+    if (status >= 400 && status < 500) {
+      live.removeAttribute("data-poll");
+      var notice = document.createElement("div");
+      notice.className = "banner banner-bad";
+      notice.textContent = "This job is no longer available to you here. Reload the page to check.";
+      live.prepend(notice);
+    } else {
+      schedule();
+    }
+  });
+  document.addEventListener("htmx:sendError", schedule);
+})();

@@ -1,0 +1,642 @@
+"""The job pages: lookup, permalink, live refresh that stops, stored memory and every error."""
+
+import re
+import threading
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.utils.html import escape
+
+from aquadash import simulator as sim
+from aquadash.models import JobSnapshot, Lookup, Tenant
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+UNKNOWN_JOB = "0123456789abcdef0123456789abcdef"
+
+
+def job_url(tenant: Tenant, job_id: str, suffix: str = "") -> str:
+    return f"/t/{tenant.slug}/jobs/{job_id}/{suffix}"
+
+
+def job_gets(simulator: sim.Simulator, job_id: str) -> int:
+    return simulator.count(method="GET", path_prefix=f"/v1/batch-query/jobs/{job_id}")
+
+
+def next_interval() -> None:
+    """What the passing of one poll interval does: cached answers and locks expire."""
+    cache.clear()
+
+
+def polls(html: str) -> bool:
+    return 'hx-trigger="poll"' in html and "data-poll=" in html
+
+
+@pytest.fixture
+def client(simulator_tenant: Tenant, make_user) -> Client:
+    """Signed in as a member of the simulator tenant's group."""
+    client = Client()
+    client.force_login(make_user("finance", groups=simulator_tenant.groups.all()))
+    return client
+
+
+# --- The documentation examples -----------------------------------------------------------------
+
+
+def test_the_documented_file_id_job_renders_every_field(client, simulator_tenant):
+    response = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    for text in [
+        "Example",
+        sim.DOC_FILEID_JOB_ID,
+        "badge-ok",
+        "Stateful",
+        "salesforce",
+        "00170000011K3Ub",
+        "1.1",
+        "CSV",
+        "none",
+        "2014-09-03 08:20:07 PDT",
+        "AccountingPeriod",
+        "select Id,StartDate,EndDate,FiscalYear,Name,Status from AccountingPeriod",
+        "zoqlexport",
+        "60.0",
+        "full",
+        "402881824835bb2a01483c19f8190259",
+        "402881824835bb2a01483c19f7da0257",
+    ]:
+        assert text in html, text
+    assert not polls(html)
+
+
+def test_the_documented_segments_job_renders_every_field(client, simulator_tenant):
+    response = client.get(job_url(simulator_tenant, sim.DOC_SEGMENTS_JOB_ID))
+
+    html = response.content.decode()
+    for text in [
+        "e20b07474841608a01484592159c05d7",
+        "e20b07474841608a01484592147305d3",
+        "132",
+        "59.0",
+        "2014-09-05 04:27:54 PDT",
+        "segment",
+    ]:
+        assert text in html, text
+
+
+def test_start_time_is_read_in_the_tenants_time_zone(client, simulator_tenant):
+    simulator_tenant.time_zone = "UTC"
+    simulator_tenant.save()
+
+    html = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)).content.decode()
+
+    assert "2014-09-03 08:20:07 UTC" in html
+
+
+# --- Statuses and polling -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("job_id", "status", "shown"),
+    [
+        (sim.MULTI_BATCH_JOB_ID, "completed", []),
+        (sim.ERROR_JOB_ID, "error", ["90029"]),
+        (sim.ABORTED_JOB_ID, "aborted", []),
+        (sim.CANCELLED_JOB_ID, "cancelled", ["submitted"]),
+        (sim.DELETED_NOT_ALLOWED_JOB_ID, "aborted", ["deleted_notallowed"]),
+        (sim.INCREMENTAL_JOB_ID, "completed", ["incremental", "Incremental from", "Offset"]),
+        (sim.DELETED_SECTION_JOB_ID, "completed", ["Deleted records"]),
+    ],
+)
+def test_a_final_job_shows_its_status_and_does_not_poll(
+    client, simulator_tenant, job_id, status, shown
+):
+    page = client.get(job_url(simulator_tenant, job_id)).content.decode()
+    fragment = client.get(job_url(simulator_tenant, job_id), **HTMX).content.decode()
+
+    assert f">{status}</span>" in page
+    for text in shown:
+        assert text in page
+    assert not polls(page) and not polls(fragment)
+    assert f"· {status} · aquadash</title>" in fragment
+
+
+def test_an_aborted_batch_shows_its_message(client, simulator_tenant, simulator):
+    page = client.get(job_url(simulator_tenant, sim.ABORTED_JOB_ID)).content.decode()
+
+    raw = JobSnapshot.objects.get(job_id=sim.ABORTED_JOB_ID).raw
+    messages = [batch["message"] for batch in raw["batches"] if batch.get("message")]
+    assert messages and all(escape(message) in page for message in messages)
+
+
+@pytest.mark.parametrize("job_id", [sim.RUNNING_JOB_ID, sim.SUBMITTED_JOB_ID])
+def test_a_running_job_polls_with_its_progress(client, simulator_tenant, job_id):
+    page = client.get(job_url(simulator_tenant, job_id)).content.decode()
+
+    assert polls(page)
+    assert "<progress" in page
+    assert "Refreshing every 5 seconds" in page
+    assert 'hx-history="false"' in page
+
+
+def test_polling_stops_the_moment_the_job_completes(client, simulator_tenant, sim_clock):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    assert polls(client.get(url).content.decode())
+
+    sim_clock.advance(600)
+    next_interval()
+    fragment = client.get(url, **HTMX)
+
+    html = fragment.content.decode()
+    assert fragment.status_code == 200
+    assert "<title>Nightly finance export · completed · aquadash</title>" in html
+    assert not polls(html)
+    assert "<progress" not in html
+
+
+def test_a_final_job_is_served_from_storage_without_calling_zuora(
+    client, simulator_tenant, simulator
+):
+    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
+    client.get(url)
+    next_interval()
+
+    for _ in range(5):
+        assert client.get(url).status_code == 200
+        assert client.get(url, **HTMX).status_code == 200
+
+    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 1
+
+
+def test_refresh_from_zuora_asks_again_for_a_final_job(client, simulator_tenant, simulator):
+    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
+    client.get(url)
+    next_interval()
+
+    response = client.get(url + "?refresh=1")
+
+    assert response.status_code == 200
+    assert "Fetched from Zuora just now" in response.content.decode()
+    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
+
+
+def test_polls_within_one_interval_share_one_call_to_zuora(client, simulator_tenant, simulator):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+
+    for _ in range(10):
+        assert polls(client.get(url, **HTMX).content.decode())
+
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
+
+
+def test_while_another_server_asks_zuora_the_last_known_state_is_served(
+    client, simulator_tenant, simulator
+):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    next_interval()
+    cache.add(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}:lock", 1, 30)
+
+    response = client.get(url, **HTMX)
+
+    assert response.status_code == 200 and polls(response.content.decode())
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite's shared in-memory test database locks"
+)
+@pytest.mark.django_db(transaction=True)
+def test_many_concurrent_watchers_cause_one_call_to_zuora(simulator_tenant, make_user, simulator):
+    watcher = make_user("watcher", groups=simulator_tenant.groups.all())
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    statuses = []
+
+    def watch() -> None:
+        try:
+            client = Client()
+            client.force_login(watcher)
+            statuses.append(client.get(url, **HTMX).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=watch) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * 12
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
+
+
+def test_a_passing_error_while_polling_keeps_the_last_state_and_backs_off(
+    client, simulator_tenant, simulator
+):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    next_interval()
+    simulator.add_fault("server_error", job_id=sim.RUNNING_JOB_ID)
+
+    response = client.get(url, **HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Could not refresh" in html and "HTTP 500" in html
+    assert "Nightly finance export" in html
+    assert 'data-poll="10"' in html and "failures=1" in html
+
+
+# --- A memory that outlives Zuora's -------------------------------------------------------------
+
+
+def test_a_job_zuora_forgot_is_explained_from_what_was_stored(client, simulator_tenant, simulator):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
+
+    response = client.get(url + "?refresh=1")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Zuora no longer has this job" in html
+    assert "180 days" in html
+    assert "completed</span>" in html
+    assert JobSnapshot.objects.get(job_id=sim.MULTI_BATCH_JOB_ID).gone_at is not None
+
+
+def test_a_running_job_that_vanishes_stops_polling_under_the_banner(
+    client, simulator_tenant, simulator
+):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    simulator.forget_job(sim.RUNNING_JOB_ID)
+    next_interval()
+
+    html = client.get(url, **HTMX).content.decode()
+
+    assert "Zuora no longer has this job" in html
+    assert not polls(html)
+
+
+def test_an_unknown_job_is_a_404_that_explains_retention(client, simulator_tenant):
+    response = client.get(job_url(simulator_tenant, UNKNOWN_JOB))
+
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "No such job" in html and "180 days" in html
+
+
+@pytest.mark.parametrize("mode", ["404", "200"])
+def test_an_expired_job_is_not_found_however_zuora_says_it(
+    client, simulator_tenant, simulator, mode
+):
+    simulator.unknown_job = mode
+
+    assert client.get(job_url(simulator_tenant, sim.EXPIRED_JOB_ID)).status_code == 404
+
+
+def test_retention_dates_are_stated(client, simulator_tenant):
+    html = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)).content.decode()
+
+    assert re.search(r"Deleted by Zuora on \d{4}-\d\d-\d\d, in \d+ days", html)
+    assert "Result files" in html
+
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "params", "status", "text"),
+    [
+        ("rate_limited", {"seconds": 120}, 503, "Try again in 120 seconds"),
+        ("unavailable", {}, 503, "Zuora is not answering"),
+        ("gateway_timeout", {}, 504, "Zuora is not answering"),
+        ("html", {}, 502, "could not be used"),
+        ("invalid_json", {}, 502, "could not be used"),
+        ("redirect", {"location": "http://169.254.169.254/"}, 502, "could not be used"),
+    ],
+)
+def test_each_upstream_failure_has_its_own_page_and_status(
+    client, simulator_tenant, simulator, fault, params, status, text
+):
+    simulator.add_fault(fault, job_id=sim.MULTI_BATCH_JOB_ID, times=None, **params)
+
+    response = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    assert response.status_code == status
+    assert text in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+
+
+def test_rate_limited_page_says_when_to_retry(client, simulator_tenant, simulator):
+    simulator.add_fault("rate_limited", job_id=sim.MULTI_BATCH_JOB_ID, seconds=120)
+
+    response = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    assert response["Retry-After"] == "120"
+
+
+def test_a_slow_zuora_is_a_504(client, simulator_tenant, simulator, settings):
+    settings.ZUORA_READ_TIMEOUT = 0.3
+    simulator.add_fault("slow", job_id=sim.MULTI_BATCH_JOB_ID, seconds=1.5)
+
+    response = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    assert response.status_code == 504
+    assert "did not answer" in response.content.decode()
+
+
+def test_rejected_credentials_are_a_502_with_a_link_for_admins(
+    simulator_tenant, make_user, simulator
+):
+    simulator_tenant.set_secret("not-the-secret")
+    simulator_tenant.save()
+    member, admin = Client(), Client()
+    member.force_login(make_user("member", groups=simulator_tenant.groups.all()))
+    admin.force_login(make_user("root", superuser=True))
+
+    as_member = member.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+    as_admin = admin.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    assert as_member.status_code == as_admin.status_code == 502
+    assert "ask an admin" in as_member.content.decode().lower()
+    assert "Update the credentials" not in as_member.content.decode()
+    assert f"/admin/aquadash/tenant/{simulator_tenant.pk}/change/" in as_admin.content.decode()
+
+
+def test_unreadable_stored_credentials_are_a_503_without_calling_zuora(
+    client, simulator_tenant, simulator, settings
+):
+    settings.AQUADASH_ENCRYPTION_KEYS = ["x" * 43 + "="]
+
+    response = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    assert response.status_code == 503
+    assert "cannot be read" in response.content.decode()
+    assert simulator.count() == 0
+
+
+@pytest.mark.parametrize(
+    "job_id", ["hello", "../../v1/accounts", "%2e%2e%2f", "abc%3Fx=1", "A" * 33, "é" * 32]
+)
+def test_a_bad_job_id_is_refused_before_zuora_is_asked(client, simulator_tenant, simulator, job_id):
+    response = client.get(job_url(simulator_tenant, job_id))
+
+    assert response.status_code in (400, 404)
+    assert simulator.count() == 0
+
+
+def test_an_outsider_gets_the_missing_tenant_404_and_zuora_is_not_asked(
+    simulator_tenant, simulator, outsider_client
+):
+    for suffix in ["", "?refresh=1", "raw.json"]:
+        response = outsider_client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID, suffix))
+        assert response.status_code == 404
+    assert (
+        outsider_client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID), **HTMX).status_code
+        == 404
+    )
+    assert simulator.count() == 0
+
+
+def test_a_colleague_in_the_same_group_opens_the_same_link(client, simulator_tenant, make_user):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    colleague = Client()
+    colleague.force_login(make_user("colleague", groups=simulator_tenant.groups.all()))
+
+    response = colleague.get(url)
+
+    assert response.status_code == 200
+    assert sim.MULTI_BATCH_JOB_ID in response.content.decode()
+
+
+def test_access_revoked_while_watching_ends_in_a_404_poll(client, simulator_tenant):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    simulator_tenant.groups.set([Group.objects.create(name="Others")])
+
+    assert client.get(url, **HTMX).status_code == 404
+
+
+def test_an_expired_session_makes_a_poll_reload_to_the_login_page(simulator_tenant):
+    response = Client().get(job_url(simulator_tenant, sim.RUNNING_JOB_ID), **HTMX)
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith("/accounts/login/")
+
+
+def test_polls_do_not_extend_the_session(client, simulator_tenant):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+
+    response = client.get(url, **HTMX)
+
+    assert "sessionid" not in response.cookies
+
+
+# --- Lookup -------------------------------------------------------------------------------------
+
+
+def test_lookup_lands_on_the_permalink(client, simulator_tenant):
+    response = client.get("/", {"tenant": "sim", "job": f"  {sim.MULTI_BATCH_JOB_ID.upper()} "})
+
+    assert response.status_code == 302
+    assert response["Location"] == job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+
+
+def test_a_pasted_job_link_opens_that_job(client, simulator_tenant):
+    link = f"https://aquadash.example.com{job_url(simulator_tenant, sim.ZIP_JOB_ID)}?x=1"
+
+    response = client.get("/", {"tenant": "sim", "job": link})
+
+    assert response["Location"] == job_url(simulator_tenant, sim.ZIP_JOB_ID)
+
+
+@pytest.mark.parametrize("text", ["hello", "12345", "", "402881824835bb2a01483c19f7d7025g"])
+def test_a_bad_job_id_in_the_form_is_a_form_error(client, simulator_tenant, simulator, text):
+    response = client.get("/", {"tenant": "sim", "job": text})
+
+    assert response.status_code == 400
+    assert simulator.count() == 0
+
+
+def test_the_form_offers_only_tenants_the_user_may_see(client, simulator_tenant, make_tenant):
+    make_tenant("secret-tenant")
+
+    response = client.get("/", {"tenant": "secret-tenant", "job": sim.MULTI_BATCH_JOB_ID})
+
+    assert response.status_code == 400
+    assert "Secret Tenant" not in response.content.decode()
+
+
+def test_the_form_remembers_the_last_tenant(client, simulator_tenant, make_tenant):
+    other = make_tenant("other", groups=simulator_tenant.groups.all())
+    client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    html = client.get("/").content.decode()
+
+    assert re.search(r'<option value="sim" selected>', html)
+    assert other.name in html
+
+
+def test_last_completed_job_opens_its_page(client, simulator_tenant):
+    response = client.get(
+        "/",
+        {"tenant": "sim", "partner": sim.DEMO_PARTNER, "project": sim.DEMO_PROJECT},
+        follow=True,
+    )
+
+    assert response.redirect_chain[-1][0] == job_url(simulator_tenant, sim.INCREMENTAL_JOB_ID)
+    assert response.status_code == 200
+
+
+def test_last_completed_job_of_an_unknown_session_is_a_404(client, simulator_tenant):
+    response = client.get(
+        f"/t/{simulator_tenant.slug}/last-completed/", {"partner": "no", "project": "body"}
+    )
+
+    assert response.status_code == 404
+
+
+# --- History and audit --------------------------------------------------------------------------
+
+
+def test_each_page_view_is_recorded_once_and_polls_are_not(client, simulator_tenant):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    client.get(url, **HTMX)
+    client.get(job_url(simulator_tenant, UNKNOWN_JOB))
+
+    lookups = Lookup.objects.order_by("at")
+    assert [(lookup.username, lookup.job_id) for lookup in lookups] == [
+        ("finance", sim.RUNNING_JOB_ID),
+        ("finance", UNKNOWN_JOB),
+    ]
+    assert lookups[1].outcome == "failed: JobNotFound"
+
+
+def test_home_lists_recent_lookups(client, simulator_tenant):
+    client.get(job_url(simulator_tenant, sim.ZIP_JOB_ID))
+    client.get(job_url(simulator_tenant, sim.GZIP_JOB_ID))
+
+    html = client.get("/").content.decode()
+
+    assert html.index(sim.GZIP_JOB_ID) < html.index(sim.ZIP_JOB_ID)
+
+
+def test_tenant_jobs_can_be_searched_and_filtered(client, simulator_tenant, make_tenant):
+    for job_id in [sim.MULTI_BATCH_JOB_ID, sim.ERROR_JOB_ID, sim.RUNNING_JOB_ID]:
+        client.get(job_url(simulator_tenant, job_id))
+    url = f"/t/{simulator_tenant.slug}/jobs/"
+
+    everything = client.get(url).content.decode()
+    errors = client.get(url, {"status": "error"}).content.decode()
+    by_id = client.get(url, {"q": sim.RUNNING_JOB_ID[-6:].upper()}).content.decode()
+
+    assert all(job_id in everything for job_id in [sim.MULTI_BATCH_JOB_ID, sim.ERROR_JOB_ID])
+    assert sim.ERROR_JOB_ID in errors and sim.MULTI_BATCH_JOB_ID not in errors
+    assert sim.MULTI_BATCH_JOB_ID not in by_id
+
+
+def test_tenant_jobs_are_paginated_on_the_server(client, simulator_tenant):
+    JobSnapshot.objects.bulk_create(
+        JobSnapshot(
+            tenant=simulator_tenant,
+            job_id=f"{n:032x}",
+            name=f"job {n}",
+            status="completed",
+            raw={},
+            last_fetched_at="2026-01-01T00:00:00Z",
+        )
+        for n in range(120)
+    )
+
+    html = client.get(f"/t/{simulator_tenant.slug}/jobs/", {"page": 3}).content.decode()
+
+    assert "Page 3 of 3" in html
+    assert html.count("<tr>") == 21  # the header and the last 20 jobs
+
+
+# --- Raw JSON, curl, segments -------------------------------------------------------------------
+
+
+def test_raw_json_is_exactly_what_zuora_returned(client, simulator_tenant):
+    client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID))
+
+    response = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID, "raw.json?download=1"))
+
+    assert response.json() == JobSnapshot.objects.get(job_id=sim.DOC_FILEID_JOB_ID).raw
+    assert response.json()["batches"][0]["fileId"] == "402881824835bb2a01483c19f8190259"
+    assert response["Content-Disposition"].startswith("attachment")
+
+
+def test_copy_as_curl_leaves_the_token_as_a_variable(client, simulator_tenant):
+    html = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)).content.decode()
+
+    curl = re.search(r'data-copy="(curl [^"]+)"', html)[1]
+    assert "$ZUORA_TOKEN" in curl
+    assert f"{simulator_tenant.base_url}/v1/batch-query/jobs/{sim.DOC_FILEID_JOB_ID}" in curl
+
+
+def test_the_track_id_of_the_last_request_is_shown(client, simulator_tenant, simulator):
+    html = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)).content.decode()
+
+    sent = [r for r in simulator.requests if r.job_id == sim.DOC_FILEID_JOB_ID][-1]
+    assert sent.headers["Zuora-Track-Id"] in html
+
+
+def test_thousands_of_segments_collapse_to_a_count(client, simulator_tenant):
+    response = client.get(job_url(simulator_tenant, sim.MANY_SEGMENTS_JOB_ID))
+
+    html = response.content.decode()
+    assert "2,000 segments" in html
+    assert len(html) < 60_000
+    link = re.search(r'href="([^"]+/segments/)"', html)[1]
+    first_page = client.get(link).content.decode()
+    assert first_page.count("<li>") == 500
+    assert "Page 1 of 4" in first_page
+
+
+def test_fifty_batches_render(client, simulator_tenant):
+    html = client.get(job_url(simulator_tenant, sim.FIFTY_BATCHES_JOB_ID)).content.decode()
+
+    assert html.count('<tbody class="batch">') == 50
+
+
+def test_pages_carry_a_strict_csp_with_a_fresh_nonce(client, simulator_tenant):
+    first = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID))
+    second = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID))
+
+    policy = first["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    nonce = re.search(r"'nonce-([^']+)'", policy)[1]
+    assert nonce not in second["Content-Security-Policy"]
+    assert f'nonce="{nonce}"' in first.content.decode()
+    assert first["X-Frame-Options"] == "DENY"
+
+
+def test_without_javascript_the_page_has_a_refresh_link(client, simulator_tenant):
+    html = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID)).content.decode()
+
+    assert f'href="{job_url(simulator_tenant, sim.RUNNING_JOB_ID)}?refresh=1"' in html
+
+
+def test_hostile_upstream_text_is_escaped(client, simulator_tenant, simulator):
+    client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+    snapshot = JobSnapshot.objects.get(job_id=sim.MULTI_BATCH_JOB_ID)
+    snapshot.raw["name"] = '<script>alert(1)</script>"><img src=x onerror=alert(1) hx-get="/x">'
+    snapshot.raw["batches"][0]["query"] = "{{ settings.SECRET_KEY }}<b hx-post='/y'>"
+    JobSnapshot.objects.filter(pk=snapshot.pk).update(raw=snapshot.raw)
+
+    html = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)).content.decode()
+
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert "<b hx-post" not in html
+    assert "&lt;script&gt;" in html
