@@ -11,7 +11,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from aquadash.models import Tenant
+from aquadash.models import JobSnapshot, Lookup, Tenant
 
 
 class TenantForm(forms.ModelForm):
@@ -134,3 +134,32 @@ class TenantAdmin(admin.ModelAdmin):
         ok, message = tenant.check_connection()
         level = messages.SUCCESS if ok else messages.ERROR
         self.message_user(request, f"{tenant.name}: {message}", level)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what happened: admins may read them, nobody may edit or delete them here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Lookup)
+class LookupAdmin(ReadOnlyAdmin):
+    list_display = ["at", "username", "tenant", "job_id", "job_name", "job_status", "outcome"]
+    list_filter = ["tenant", "outcome", "at"]
+    search_fields = ["job_id", "username", "job_name"]
+    date_hierarchy = "at"
+
+
+@admin.register(JobSnapshot)
+class JobSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["job_id", "name", "tenant", "status", "last_fetched_at", "gone_at"]
+    list_filter = ["tenant", "status"]
+    search_fields = ["job_id", "name"]
+    date_hierarchy = "last_fetched_at"

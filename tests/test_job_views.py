@@ -640,3 +640,17 @@ def test_hostile_upstream_text_is_escaped(client, simulator_tenant, simulator):
     assert "<script>alert(1)" not in html and "<img src=x" not in html
     assert "<b hx-post" not in html
     assert "&lt;script&gt;" in html
+
+
+def test_admins_can_read_the_lookup_trail_but_not_change_it(client, simulator_tenant, make_user):
+    client.get(job_url(simulator_tenant, sim.ZIP_JOB_ID))
+    admin = Client()
+    admin.force_login(make_user("root", superuser=True))
+    lookup = Lookup.objects.get()
+
+    listing = admin.get("/admin/aquadash/lookup/")
+    change = admin.post(f"/admin/aquadash/lookup/{lookup.pk}/delete/", {"post": "yes"})
+
+    assert listing.status_code == 200 and sim.ZIP_JOB_ID in listing.content.decode()
+    assert change.status_code == 403
+    assert Lookup.objects.filter(pk=lookup.pk).exists()
