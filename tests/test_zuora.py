@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from aquadash import simulator as sim
 from aquadash import zuora
+from tests.conftest import DISALLOWED_BASE_URLS
 
 CANARY = "canary-secret-7f3a9c"
 EXAMPLE_FILE_JOB = "402881824835bb2a01483c19f7d70256"
@@ -515,23 +516,7 @@ def test_a_host_that_is_not_allowed_is_never_called(simulator):
 
 
 @pytest.mark.parametrize(
-    "url",
-    [
-        "http://169.254.169.254/",
-        "https://rest.zuora.com.evil.test",
-        "https://evil.test/rest.zuora.com",
-        "https://user@rest.zuora.com",
-        "https://rest.zuora.com:8443",
-        "http://rest.zuora.com",
-        "https://127.0.0.1",
-        "https://[::1]",
-        "https://2130706433",
-        "https://0x7f.1",
-        "https://rest.zu\u043era.com",
-        "https://rest.zuora.com/v1?x=1",
-        "javascript:alert(1)",
-        "",
-    ],
+    "url", [*DISALLOWED_BASE_URLS, "https://rest.zuora.com/v1?x=1", "javascript:alert(1)", ""]
 )
 def test_only_documented_zuora_hosts_are_allowed(url):
     with pytest.raises(zuora.HostNotAllowed):
