@@ -461,6 +461,13 @@ def test_an_unreadable_answer_is_reported_as_such(simulator, kind, detail):
     assert "<html" not in caught.value.message.lower()
 
 
+def test_a_small_gzip_body_that_inflates_past_the_cap_is_refused(simulator):
+    simulator.add_fault("oversize", job_id=EXAMPLE_FILE_JOB, gzip=True, bytes=50_000_000)
+
+    with pytest.raises(zuora.UnreadableResponse, match="far larger"):
+        zuora.get_job(connect(simulator), job_id=EXAMPLE_FILE_JOB)
+
+
 def test_a_dropped_connection_is_reported_as_unavailable(simulator):
     simulator.add_fault("drop", job_id=EXAMPLE_FILE_JOB)
 
@@ -564,6 +571,37 @@ def test_a_result_file_streams_as_csv(simulator):
 
     assert result.content_type.startswith("text/csv")
     assert len(body.decode().strip().splitlines()) == batch.record_count + 1
+
+
+@pytest.mark.parametrize(
+    ("job_id", "content_type", "magic"),
+    [
+        (sim.GZIP_JOB_ID, "application/gzip", b"\x1f\x8b"),
+        (sim.ZIP_JOB_ID, "application/zip", b"PK"),
+    ],
+)
+def test_a_compressed_result_file_passes_through_as_zuora_made_it(
+    simulator, job_id, content_type, magic
+):
+    job = zuora.get_job(connect(simulator), job_id=job_id)
+
+    with zuora.open_file(connect(simulator), file_id=job.batches[0].file_ids[0]) as result:
+        body = b"".join(result.chunks())
+
+    assert result.content_type == content_type
+    assert body.startswith(magic)
+
+
+def test_a_result_file_cut_short_raises_instead_of_ending_quietly(simulator):
+    job = zuora.get_job(connect(simulator), job_id=sim.MULTI_BATCH_JOB_ID)
+    file_id = job.batches[0].file_id
+    simulator.add_fault("truncated", path=f"/v1/files/{file_id}")
+
+    with (
+        zuora.open_file(connect(simulator), file_id=file_id) as result,
+        pytest.raises(zuora.ZuoraUnavailable, match="broke off"),
+    ):
+        b"".join(result.chunks())
 
 
 def test_a_purged_result_file_is_reported_as_deleted(simulator):
