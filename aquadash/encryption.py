@@ -6,8 +6,12 @@ not touch the other. A token that no key opens is an error, never a reason to us
 text as it is.
 """
 
+import json
+from typing import Any
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core.cache.backends.base import BaseCache
 from django.views.decorators.debug import sensitive_variables
 
 from aquadash import zuora
@@ -50,3 +54,39 @@ def unreadable(tenant: str) -> CredentialUnreadable:
         f"The stored credentials for tenant {tenant} cannot be read (the encryption key "
         "changed?). Ask an admin to enter them again."
     )
+
+
+class EncryptedCache:
+    """A cache whose values are stored encrypted, so bearer tokens never sit readable in Redis.
+
+    Wraps the part of Django's cache API the Zuora client uses (zuora.TokenCache).
+    """
+
+    def __init__(self, cache: BaseCache) -> None:
+        self.cache = cache
+
+    @sensitive_variables()
+    def get(self, key: str, default: Any = None) -> Any:
+        stored = self.cache.get(key)
+        if stored is None:
+            return default
+        try:
+            return json.loads(_fernet().decrypt(stored.encode()))
+        except (InvalidToken, AttributeError, ValueError):
+            return default  # written under a retired key, or not by us: as good as absent
+
+    @sensitive_variables()
+    def set(self, key: str, value: Any, timeout: float | None = None) -> None:
+        self.cache.set(key, self._seal(value), timeout)
+
+    @sensitive_variables()
+    def add(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        return self.cache.add(key, self._seal(value), timeout)
+
+    def delete(self, key: str) -> Any:
+        return self.cache.delete(key)
+
+    @staticmethod
+    @sensitive_variables()
+    def _seal(value: Any) -> str:
+        return _fernet().encrypt(json.dumps(value).encode()).decode()

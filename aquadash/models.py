@@ -163,7 +163,7 @@ class Tenant(models.Model):
             tenant=self.name,
             entity_id=self.entity_id,
             extra_hosts=settings.ZUORA_EXTRA_HOSTS,
-            token_cache=cache,
+            token_cache=encryption.EncryptedCache(cache),
             connect_timeout=settings.ZUORA_CONNECT_TIMEOUT,
             read_timeout=settings.ZUORA_READ_TIMEOUT,
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -18,6 +19,7 @@ from pytest_django.fixtures import Settings
 from aquadash import encryption, zuora
 from aquadash.models import Tenant
 from aquadash.settings import fernet_keys
+from aquadash.simulator import DOC_FILEID_JOB_ID
 from tests.conftest import CANARY_SECRET
 
 K1, K2, K3 = (Fernet.generate_key().decode() for _ in range(3))
@@ -191,3 +193,15 @@ def test_start_up_fails_naming_the_variable_when_debug_is_off_without_keys() -> 
     )
     assert result.returncode != 0
     assert "AQUADASH_ENCRYPTION_KEYS must be set when DEBUG is off" in result.stderr
+
+
+def test_cached_bearer_tokens_are_stored_encrypted(simulator_tenant):
+    conn = simulator_tenant.zuora_connection()
+    zuora.get_job(conn, job_id=DOC_FILEID_JOB_ID)
+
+    key = zuora._token_key(conn)
+    stored = cache.get(key)
+    assert stored.startswith("gAAAAA")
+    token = conn.token_cache.get(key)
+    assert len(token) >= 16
+    assert token not in stored
