@@ -537,11 +537,13 @@ def test_tenant_jobs_can_be_searched_and_filtered(client, simulator_tenant, make
 
     everything = client.get(url).content.decode()
     errors = client.get(url, {"status": "error"}).content.decode()
-    by_id = client.get(url, {"q": sim.RUNNING_JOB_ID[-6:].upper()}).content.decode()
+    by_id = client.get(url, {"q": f" {sim.RUNNING_JOB_ID.upper()} "}).content.decode()
+    by_name = client.get(url, {"q": "finance EXPORT"}).content.decode()
 
     assert all(job_id in everything for job_id in [sim.MULTI_BATCH_JOB_ID, sim.ERROR_JOB_ID])
     assert sim.ERROR_JOB_ID in errors and sim.MULTI_BATCH_JOB_ID not in errors
-    assert sim.MULTI_BATCH_JOB_ID not in by_id
+    assert sim.RUNNING_JOB_ID in by_id and sim.MULTI_BATCH_JOB_ID not in by_id
+    assert sim.RUNNING_JOB_ID in by_name and sim.ERROR_JOB_ID not in by_name
 
 
 def test_tenant_jobs_are_paginated_on_the_server(client, simulator_tenant):
