@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import middleware as auth_middleware
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -53,7 +54,11 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
     """
 
     def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponseBase:
-        response = super().handle_no_permission(request, view_func)
-        if getattr(request, "htmx", False):
-            return HttpResponseClientRedirect(response["Location"])
-        return response
+        if not getattr(request, "htmx", False):
+            return super().handle_no_permission(request, view_func)
+        # After signing in, return to the page the poll came from, not to the poll's URL.
+        page = request.htmx.current_url_abs_path or request.path
+        login = redirect_to_login(
+            page, self.get_login_url(view_func), self.get_redirect_field_name(view_func)
+        )
+        return HttpResponseClientRedirect(login["Location"])

@@ -13,6 +13,10 @@ from django.views.decorators.http import require_POST
 
 from aquadash.models import JobSnapshot, Lookup, Tenant
 
+admin.site.site_header = "aquadash administration"
+admin.site.site_title = "aquadash admin"
+admin.site.index_title = "Tenants, access and the lookup trail"
+
 
 class TenantForm(forms.ModelForm):
     # Write-only: the stored secret is never rendered, not even masked, and blank keeps it.

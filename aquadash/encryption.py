@@ -21,6 +21,7 @@ class CredentialUnreadable(zuora.ZuoraError):
     """The stored secret cannot be decrypted: the keys changed or the stored text was altered."""
 
     http_status = 503
+    summary = "stored credentials unreadable"
 
 
 def _fernet() -> MultiFernet:

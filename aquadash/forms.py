@@ -10,6 +10,8 @@ from aquadash.models import Tenant
 
 # A pasted aquadash job link: https://host/t/<slug>/jobs/<job-id>/...
 JOB_LINK = re.compile(r"/t/(?P<slug>[-\w]+)/jobs/(?P<job_id>[0-9a-fA-F]{32})(?:/|$|\?|#)")
+# A pasted Zuora API address or curl line: .../batch-query/jobs/<job-id>
+ZUORA_JOB_URL = re.compile(r"/batch-query/jobs/(?P<job_id>[0-9a-fA-F]{32})(?:/|$|\?|#|\"|')")
 
 
 class TenantChoiceForm(forms.Form):
@@ -45,7 +47,8 @@ class LookupForm(TenantChoiceForm):
             cleaned["job_id"] = link["job_id"].lower()
             self.errors.pop("tenant", None)
             return cleaned
-        job_id = zuora.normalize_id(text)
+        zuora_url = ZUORA_JOB_URL.search(text)
+        job_id = zuora_url["job_id"].lower() if zuora_url else zuora.normalize_id(text)
         try:
             cleaned["job_id"] = zuora.check_id(job_id, what="job")
         except zuora.InvalidId as exc:

@@ -229,9 +229,13 @@ def describe(state: JobState, tenant: Tenant) -> JobFacts:
     )
 
 
-def poll_seconds(failures: int) -> int:
-    """The poll interval, doubled after each failed poll up to a minute."""
-    return min(60, settings.AQUADASH_POLL_SECONDS * 2 ** min(failures, 6))
+def poll_seconds(failures: int, error: zuora.ZuoraError | None = None) -> int:
+    """The poll interval: doubled after each failed poll up to a minute, and never sooner
+    than Zuora asked us to come back."""
+    seconds = min(60, settings.AQUADASH_POLL_SECONDS * 2 ** min(failures, 6))
+    if isinstance(error, zuora.RateLimited) and error.retry_after:
+        seconds = max(seconds, min(error.retry_after, 3600))
+    return seconds
 
 
 def curl_command(tenant: Tenant, job_id: str) -> str:

@@ -140,6 +140,12 @@ class Tenant(models.Model):
         return zuora.ENVIRONMENTS[self.environment][1]
 
     @property
+    def environment_label(self) -> str:
+        if self.environment == CUSTOM_ENVIRONMENT:
+            return self.base_url
+        return zuora.ENVIRONMENTS[self.environment][0]
+
+    @property
     def zoneinfo(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
@@ -236,10 +242,19 @@ class LookupQuerySet(models.QuerySet):
         lookups = self.filter(user=user, tenant__in=tenants).select_related("tenant")
         recent, seen = [], set()
         for lookup in lookups.order_by("-at")[: limit * 5]:
-            if (lookup.tenant_id, lookup.job_id) not in seen:
+            if (lookup.tenant_id, lookup.job_id) not in seen and len(recent) < limit:
                 seen.add((lookup.tenant_id, lookup.job_id))
                 recent.append(lookup)
-        return recent[:limit]
+        # Show each job as it is now, not as it was when it was looked up.
+        current = JobSnapshot.objects.filter(
+            tenant_id__in={lookup.tenant_id for lookup in recent},
+            job_id__in={lookup.job_id for lookup in recent},
+        ).only("tenant_id", "job_id", "name", "status")
+        latest = {(snapshot.tenant_id, snapshot.job_id): snapshot for snapshot in current}
+        for lookup in recent:
+            if snapshot := latest.get((lookup.tenant_id, lookup.job_id)):
+                lookup.job_name, lookup.job_status = snapshot.name, snapshot.status
+        return recent
 
 
 class Lookup(models.Model):
@@ -269,7 +284,7 @@ class Lookup(models.Model):
         """`result` is the JobState shown, or the ZuoraError shown instead."""
         job = getattr(result, "job", None)
         if job is None:
-            outcome = f"failed: {type(result).__name__}"
+            outcome = f"failed: {getattr(result, 'summary', 'error')}"
         elif getattr(result, "gone", False):
             outcome = "shown from storage (gone from Zuora)"
         else:

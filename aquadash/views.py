@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET
 
@@ -55,6 +56,12 @@ def last_completed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         job = zuora.get_last_completed_job(
             tenant.zuora_connection(), partner=partner.strip(), project=project.strip()
         )
+    except zuora.JobNotFound:
+        exc = zuora.JobNotFound(
+            f"Zuora has no completed job for partner “{partner}” and project “{project}” in this "
+            "tenant. Check both values; they are case-sensitive."
+        )
+        return _error_page(request, tenant, exc, job_id="")
     except zuora.ZuoraError as exc:
         return _error_page(request, tenant, exc, job_id="")
     jobs.store_job(tenant, job, user=request.user)
@@ -81,12 +88,13 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         "state": state,
         "job": state.job,
         "facts": jobs.describe(state, tenant),
-        "poll_seconds": jobs.poll_seconds(failures),
+        "poll_seconds": jobs.poll_seconds(failures, state.error),
         "failures": failures,
         "curl": jobs.curl_command(tenant, state.job.id),
     }
     template = "job.html#live" if polling else "job.html"
-    response = render(request, template, context)
+    with timezone.override(tenant.zoneinfo):  # every time on the page in the tenant's zone
+        response = render(request, template, context)
     add_never_cache_headers(response)
     return response
 
@@ -202,7 +210,7 @@ def _error_page(
         "error": exc,
         "kind": type(exc).__name__,
         "final": isinstance(exc, zuora.JobNotFound | zuora.InvalidId),
-        "poll_seconds": jobs.poll_seconds(_failures(request) + 1),
+        "poll_seconds": jobs.poll_seconds(_failures(request) + 1, exc),
         "failures": _failures(request) + 1,
         "admin_url": reverse("admin:aquadash_tenant_change", args=[tenant.pk])
         if request.user.has_perm("aquadash.change_tenant")

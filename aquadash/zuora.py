@@ -70,6 +70,7 @@ class ZuoraError(Exception):
     """A call to Zuora failed; `str()` is a message for the person looking at the page."""
 
     http_status = 502
+    summary = "Zuora call failed"  # a few words, for lists and audit trails
 
     def __init__(self, message: str, *, track_id: str = "", process_id: str = "") -> None:
         super().__init__(message)
@@ -80,30 +81,37 @@ class ZuoraError(Exception):
 
 class InvalidId(ZuoraError):
     http_status = 400
+    summary = "not a valid ID"
 
 
 class HostNotAllowed(ZuoraError):
     http_status = 502
+    summary = "host not allowed"
 
 
 class JobNotFound(ZuoraError):
     http_status = 404
+    summary = "not found in Zuora"
 
 
 class FileNotFound(ZuoraError):
     http_status = 404
+    summary = "file deleted by Zuora"
 
 
 class CredentialsRejected(ZuoraError):
     http_status = 502
+    summary = "credentials rejected"
 
 
 class RequestRejected(ZuoraError):
     http_status = 502
+    summary = "request refused by Zuora"
 
 
 class RateLimited(ZuoraError):
     http_status = 503
+    summary = "rate limited"
 
     def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: str) -> None:
         super().__init__(message, **kwargs)
@@ -112,18 +120,21 @@ class RateLimited(ZuoraError):
 
 class ZuoraUnavailable(ZuoraError):
     http_status = 503
+    summary = "Zuora unavailable"
 
 
 class ZuoraTimeout(ZuoraUnavailable):
     http_status = 504
+    summary = "Zuora timed out"
 
 
 class UnreadableResponse(ZuoraError):
     http_status = 502
+    summary = "unreadable answer"
 
 
 class UnexpectedRedirect(UnreadableResponse):
-    pass
+    summary = "unexpected redirect"
 
 
 # --- What goes in -------------------------------------------------------------------------------

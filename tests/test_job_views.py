@@ -158,6 +158,17 @@ def test_polling_stops_the_moment_the_job_completes(client, simulator_tenant, si
     assert "<progress" not in html
 
 
+def test_the_poll_answer_carries_the_tab_title_outside_the_swapped_section(
+    client, simulator_tenant
+):
+    fragment = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID), **HTMX).content.decode()
+
+    assert fragment.strip().startswith(
+        "<title>Nightly finance export · executing · aquadash</title>"
+    )
+    assert fragment.index("</title>") < fragment.index('<section id="live"')
+
+
 def test_a_final_job_is_served_from_storage_without_calling_zuora(
     client, simulator_tenant, simulator
 ):
@@ -264,7 +275,7 @@ def test_a_job_zuora_forgot_is_explained_from_what_was_stored(client, simulator_
     html = response.content.decode()
     assert response.status_code == 200
     assert "Zuora no longer has this job" in html
-    assert "180 days" in html
+    assert "younger than Zuora's 180-day retention" in html
     assert "completed</span>" in html
     assert JobSnapshot.objects.get(job_id=sim.MULTI_BATCH_JOB_ID).gone_at is not None
 
@@ -331,6 +342,18 @@ def test_each_upstream_failure_has_its_own_page_and_status(
     assert response.status_code == status
     assert text in response.content.decode()
     assert "Traceback" not in response.content.decode()
+
+
+def test_a_rate_limited_poll_waits_as_long_as_zuora_asked(client, simulator_tenant, simulator):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    next_interval()
+    simulator.add_fault("rate_limited", job_id=sim.RUNNING_JOB_ID, seconds=30)
+
+    html = client.get(url, **HTMX).content.decode()
+
+    assert "Try again in 30 seconds" in html
+    assert 'data-poll="30"' in html
 
 
 def test_rate_limited_page_says_when_to_retry(client, simulator_tenant, simulator):
@@ -431,6 +454,18 @@ def test_an_expired_session_makes_a_poll_reload_to_the_login_page(simulator_tena
     assert response["HX-Redirect"].startswith("/accounts/login/")
 
 
+def test_after_signing_in_again_the_poll_returns_to_the_page_not_the_fragment(simulator_tenant):
+    page = f"http://testserver{job_url(simulator_tenant, sim.RUNNING_JOB_ID)}"
+
+    response = Client().get(
+        job_url(simulator_tenant, sim.RUNNING_JOB_ID) + "?failures=0",
+        HTTP_HX_CURRENT_URL=page,
+        **HTMX,
+    )
+
+    assert response["HX-Redirect"].endswith(f"?next=/t/sim/jobs/{sim.RUNNING_JOB_ID}/")
+
+
 def test_polls_do_not_extend_the_session(client, simulator_tenant):
     url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
     client.get(url)
@@ -448,6 +483,19 @@ def test_lookup_lands_on_the_permalink(client, simulator_tenant):
 
     assert response.status_code == 302
     assert response["Location"] == job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"https://rest.zuora.com/v1/batch-query/jobs/{sim.ZIP_JOB_ID}",
+        f'curl -H "Authorization: Bearer x" "https://rest.zuora.com/v1/batch-query/jobs/{sim.ZIP_JOB_ID}"',
+    ],
+)
+def test_a_pasted_zuora_address_opens_the_job_in_the_chosen_tenant(client, simulator_tenant, text):
+    response = client.get("/", {"tenant": "sim", "job": text})
+
+    assert response["Location"] == job_url(simulator_tenant, sim.ZIP_JOB_ID)
 
 
 def test_a_pasted_job_link_opens_that_job(client, simulator_tenant):
@@ -501,7 +549,9 @@ def test_last_completed_job_of_an_unknown_session_is_a_404(client, simulator_ten
         f"/t/{simulator_tenant.slug}/last-completed/", {"partner": "no", "project": "body"}
     )
 
+    html = response.content.decode()
     assert response.status_code == 404
+    assert "No completed job" in html and "partner “no” and project “body”" in html
 
 
 # --- History and audit --------------------------------------------------------------------------
@@ -518,7 +568,7 @@ def test_each_page_view_is_recorded_once_and_polls_are_not(client, simulator_ten
         ("finance", sim.RUNNING_JOB_ID),
         ("finance", UNKNOWN_JOB),
     ]
-    assert lookups[1].outcome == "failed: JobNotFound"
+    assert lookups[1].outcome == "failed: not found in Zuora"
 
 
 def test_home_lists_recent_lookups(client, simulator_tenant):
@@ -528,6 +578,18 @@ def test_home_lists_recent_lookups(client, simulator_tenant):
     html = client.get("/").content.decode()
 
     assert html.index(sim.GZIP_JOB_ID) < html.index(sim.ZIP_JOB_ID)
+
+
+def test_recent_lookups_show_each_job_as_it_is_now(client, simulator_tenant, sim_clock):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    sim_clock.advance(600)
+    next_interval()
+    client.get(url, **HTMX)
+
+    html = client.get("/").content.decode()
+
+    assert ">completed</span>" in html and ">executing</span>" not in html
 
 
 def test_tenant_jobs_can_be_searched_and_filtered(client, simulator_tenant, make_tenant):
@@ -628,6 +690,15 @@ def test_without_javascript_the_page_has_a_refresh_link(client, simulator_tenant
     html = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID)).content.decode()
 
     assert f'href="{job_url(simulator_tenant, sim.RUNNING_JOB_ID)}?refresh=1"' in html
+    assert re.findall(r"<button[^>]*data-copy", html)
+    assert all(" hidden " in tag for tag in re.findall(r"<button[^>]*data-copy", html))
+    assert '<span class="needs-js" hidden>Refreshing every' in html
+
+
+def test_the_page_names_the_environment_and_time_zone(client, simulator_tenant):
+    html = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)).content.decode()
+
+    assert f"{simulator_tenant.base_url} · times in America/Los_Angeles" in html
 
 
 def test_hostile_upstream_text_is_escaped(client, simulator_tenant, simulator):

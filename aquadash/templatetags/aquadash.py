@@ -4,6 +4,7 @@ from datetime import datetime
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.utils import timezone
 from django.utils.html import format_html
 
 register = template.Library()
@@ -28,9 +29,11 @@ def status_badge(status: str) -> str:
 
 @register.filter
 def moment(value: datetime | None) -> str:
-    """`2026-11-29 08:20:07 PST (3 hours ago)`, in the zone the datetime carries."""
+    """`2026-11-29 08:20:07 PST (3 hours ago)`, in the current time zone (the tenant's on job
+    pages)."""
     if value is None:
         return "—"
+    value = timezone.localtime(value)
     return format_html(
         '<time datetime="{}">{} <span class="muted">({})</span></time>',
         value.isoformat(),

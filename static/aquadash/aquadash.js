@@ -3,12 +3,38 @@
 (function () {
   "use strict";
 
+  // Copy buttons and live-refresh notes only make sense with JavaScript, so they start hidden.
+  function reveal(root) {
+    root.querySelectorAll("button[data-copy], .needs-js").forEach(function (element) {
+      element.hidden = false;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { reveal(document); });
+  document.addEventListener("htmx:afterSettle", function (event) { reveal(event.detail.elt); });
+
+  // navigator.clipboard exists only on HTTPS and localhost; an intranet over plain HTTP gets
+  // the older selection-based copy.
+  function copy(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "offscreen";
+    document.body.appendChild(area);
+    area.select();
+    var copied = document.execCommand("copy");
+    area.remove();
+    return copied ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-copy]");
-    if (!button || !navigator.clipboard) return;
-    navigator.clipboard.writeText(button.dataset.copy).then(function () {
-      var label = button.textContent;
-      button.textContent = "Copied";
+    if (!button) return;
+    var label = button.textContent;
+    copy(button.dataset.copy).then(
+      function () { button.textContent = "Copied"; },
+      function () { button.textContent = "Copy failed: select the text"; }
+    ).then(function () {
       setTimeout(function () { button.textContent = label; }, 1500);
     });
   });
