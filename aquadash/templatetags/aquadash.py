@@ -6,6 +6,7 @@ from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -40,3 +41,14 @@ def moment(value: datetime | None) -> str:
         value.strftime("%Y-%m-%d %H:%M:%S %Z"),
         naturaltime(value),
     )
+
+
+@register.filter
+def elapsed(start: datetime | None) -> str:
+    """How long since `start`: seconds under a minute, then Django's timesince."""
+    if start is None:
+        return "—"
+    seconds = int((timezone.now() - start).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)} second{'' if seconds == 1 else 's'}"
+    return timesince(start)
