@@ -80,6 +80,9 @@ def fetch_job(
         snapshot.mark_gone()
         return _stored_state(snapshot)
     except zuora.ZuoraError as exc:
+        if isinstance(exc, zuora.RateLimited) and exc.retry_after:
+            # No server asks again before Zuora said it may.
+            _cache_set(key + ":lock", 1, timeout=min(exc.retry_after, 600))
         if snapshot is None:
             raise
         return replace(_stored_state(snapshot), error=exc)
@@ -166,9 +169,9 @@ def _cache_add(key: str, timeout: float) -> bool:
         return True
 
 
-def _cache_set(key: str, value: dict) -> None:
+def _cache_set(key: str, value: object, timeout: float = 3600) -> None:
     try:
-        cache.set(key, value, timeout=max(3600, settings.AQUADASH_POLL_SECONDS * 10))
+        cache.set(key, value, timeout=timeout)
     except Exception:
         logger.warning("Cache unavailable; storing %s skipped", key, exc_info=True)
 

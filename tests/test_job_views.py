@@ -356,6 +356,21 @@ def test_a_rate_limited_poll_waits_as_long_as_zuora_asked(client, simulator_tena
     assert 'data-poll="30"' in html
 
 
+def test_after_a_rate_limit_no_poll_asks_zuora_before_retry_after(
+    client, simulator_tenant, simulator, settings
+):
+    settings.AQUADASH_POLL_SECONDS = 0  # every poll would otherwise ask Zuora
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    simulator.add_fault("rate_limited", job_id=sim.RUNNING_JOB_ID, seconds=30)
+    client.get(url, **HTMX)
+
+    for _ in range(3):
+        assert client.get(url, **HTMX).status_code == 200
+
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 2
+
+
 def test_rate_limited_page_says_when_to_retry(client, simulator_tenant, simulator):
     simulator.add_fault("rate_limited", job_id=sim.MULTI_BATCH_JOB_ID, seconds=120)
 
