@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SIM_PORT ?= 8765
 PORT ?= 8000
 
-.PHONY: install run test lint format simulator clean
+.PHONY: install run demo-passwords test format clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "aquadash needs Python 3.12 or newer")'
@@ -20,9 +20,9 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 
 install: $(VENV)/.installed
 
-run: export DEBUG ?= 1
-run: export ZUORA_EXTRA_HOSTS ?= 127.0.0.1:$(SIM_PORT)
-run: export AQUADASH_SIMULATOR_URL ?= http://127.0.0.1:$(SIM_PORT)
+run demo-passwords: export DEBUG ?= 1
+run demo-passwords: export ZUORA_EXTRA_HOSTS ?= 127.0.0.1:$(SIM_PORT)
+run demo-passwords: export AQUADASH_SIMULATOR_URL ?= http://127.0.0.1:$(SIM_PORT)
 run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
@@ -32,6 +32,9 @@ run: install
 	  echo "Zuora simulator: http://127.0.0.1:$(SIM_PORT)"; \
 	  echo "aquadash:        http://127.0.0.1:$(PORT)/"; \
 	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+demo-passwords: install
+	$(BIN)/python manage.py setup_demo --new-passwords
 
 test: install
 	$(BIN)/ruff check .

@@ -56,7 +56,7 @@ def test_setup_demo_creates_users_and_prints_their_passwords_once(development: N
     assert list(Tenant.objects.visible_to(demo).values_list("slug", flat=True)) == ["demo"]
     again = setup_demo()
     assert printed_passwords(again) == {}
-    assert "setup_demo --new-passwords" in again
+    assert "make demo-passwords" in again
     assert Tenant.objects.count() == 1
 
 

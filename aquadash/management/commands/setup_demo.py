@@ -65,8 +65,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is not None and not new_password:
             self.stdout.write(
-                f"User {username} exists; `python manage.py setup_demo --new-passwords` gives "
-                "it a new password."
+                f"User {username} exists (its password was printed when it was made); "
+                "`make demo-passwords` gives it a new one."
             )
             return user
         created = user is None
