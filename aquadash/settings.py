@@ -161,19 +161,27 @@ TEMPLATES = [
 
 if not os.environ.get("DATABASE_URL"):
     VAR_DIR.mkdir(exist_ok=True)  # SQLite creates the file, but not the folder it goes in
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'aquadash.sqlite3'}",
-        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'aquadash.sqlite3'}",
+            conn_max_age=envint("DATABASE_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        )
+    }
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must look like postgres://user@host:5432/name or "
+        f"sqlite:////absolute/path.sqlite3 ({exc})."
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # No persistent connections for SQLite: they only hold file locks.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured("REDIS_URL must look like redis://host:6379/0 (or rediss://).")
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -742,3 +742,12 @@ def test_admins_can_read_the_lookup_trail_but_not_change_it(client, simulator_te
     assert listing.status_code == 200 and sim.ZIP_JOB_ID in listing.content.decode()
     assert change.status_code == 403
     assert Lookup.objects.filter(pk=lookup.pk).exists()
+
+
+def test_a_tenant_that_is_not_yours_gets_a_plain_not_found_page(simulator_tenant, outsider_client):
+    response = outsider_client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID))
+
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "Not found" in html and "ask an admin" in html
+    assert simulator_tenant.name not in html
