@@ -11,7 +11,6 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
-from django.core.cache.backends.base import BaseCache
 from django.views.decorators.debug import sensitive_variables
 
 from aquadash import zuora
@@ -63,7 +62,7 @@ class EncryptedCache:
     Wraps the part of Django's cache API the Zuora client uses (zuora.TokenCache).
     """
 
-    def __init__(self, cache: BaseCache) -> None:
+    def __init__(self, cache: "zuora.TokenCache") -> None:
         self.cache = cache
 
     @sensitive_variables()

@@ -9,7 +9,7 @@ from aquadash import zuora
 from aquadash.models import Tenant
 
 # A pasted aquadash job link: https://host/t/<slug>/jobs/<job-id>/...
-JOB_LINK = re.compile(r"/t/(?P<slug>[-\w]+)/jobs/(?P<job_id>[0-9a-fA-F]{32})(?:/|$|\?|#)")
+JOB_LINK = re.compile(r"/t/(?P<slug>[-a-zA-Z0-9_]+)/jobs/(?P<job_id>[0-9a-fA-F]{32})(?:/|$|\?|#)")
 # A pasted Zuora API address or curl line: .../batch-query/jobs/<job-id>
 ZUORA_JOB_URL = re.compile(r"/batch-query/jobs/(?P<job_id>[0-9a-fA-F]{32})(?:/|$|\?|#|\"|')")
 

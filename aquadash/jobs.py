@@ -9,16 +9,16 @@ A final job never changes, so once stored it is served without calling Zuora at 
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
 from django.db import IntegrityError
 from django.utils import timezone
 
 from aquadash import zuora
 from aquadash.models import JobSnapshot, Tenant
+from aquadash.shared_cache import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -55,39 +55,34 @@ def fetch_job(
         return _stored_state(snapshot)
 
     key = f"job:{tenant.pk}:{job_id}"
-    interval = settings.AQUADASH_POLL_SECONDS
-    cached = _cache_get(key)
-    if cached and not refresh and time.time() - cached["at"] < interval:
+    cached = shared_cache.get(key)
+    if cached and not refresh and time.time() < cached["until"]:
         return _state_from_cache(tenant, cached, snapshot)
 
     # An explicit refresh is a person's click, not a herd, so it does not wait for the lock.
-    if not _cache_add(key + ":lock", interval) and not refresh:
+    if not shared_cache.add(key + ":lock", 1, settings.AQUADASH_POLL_SECONDS) and not refresh:
         # Another request is asking Zuora right now: show what we know, or wait for its answer.
         if cached or snapshot:
             return (
                 _state_from_cache(tenant, cached, snapshot) if cached else _stored_state(snapshot)
             )
-        cached = _wait_for(key, seconds=settings.ZUORA_READ_TIMEOUT)
-        if cached:
-            return _state_from_cache(tenant, cached, snapshot)
+        return _state_from_cache(tenant, _wait_for(key), snapshot)
 
     try:
         job = zuora.get_job(tenant.zuora_connection(), job_id=job_id)
-    except zuora.JobNotFound as exc:
-        _cache_set(key, {"at": time.time(), "missing": True, "message": exc.message})
-        if snapshot is None:
-            raise
-        snapshot.mark_gone()
-        return _stored_state(snapshot)
     except zuora.ZuoraError as exc:
-        if isinstance(exc, zuora.RateLimited) and exc.retry_after:
+        wait = _remember_failure(key, exc)
+        if isinstance(exc, zuora.RateLimited):
             # No server asks again before Zuora said it may.
-            _cache_set(key + ":lock", 1, timeout=min(exc.retry_after, 600))
+            shared_cache.set(key + ":lock", 1, timeout=wait)
         if snapshot is None:
             raise
+        if isinstance(exc, zuora.JobNotFound):
+            snapshot.mark_gone()
+            return _stored_state(snapshot)
         return replace(_stored_state(snapshot), error=exc)
     snapshot = store_job(tenant, job, user=user)
-    _cache_set(key, {"at": time.time(), "raw": job.raw, "track_id": job.track_id})
+    _remember(key, {"raw": job.raw, "track_id": job.track_id})
     return JobState(job=job, snapshot=snapshot, fetched_at=timezone.now(), from_zuora=True)
 
 
@@ -129,51 +124,65 @@ def _stored_state(snapshot: JobSnapshot) -> JobState:
 
 
 def _state_from_cache(tenant: Tenant, cached: dict, snapshot: JobSnapshot | None) -> JobState:
-    if cached.get("missing"):
+    """The last answer any server had from Zuora, as a state or as the error it was."""
+    if "error" in cached:
+        error = _error_class(cached["error"])(cached["message"], track_id=cached["track_id"])
+        if isinstance(error, zuora.RateLimited):
+            error.retry_after = cached["retry_after"]
         if snapshot is None:
-            raise zuora.JobNotFound(cached["message"])
-        return _stored_state(snapshot)
+            raise error
+        if isinstance(error, zuora.JobNotFound):
+            return _stored_state(snapshot)
+        return replace(_stored_state(snapshot), error=error)
     job = zuora.parse_job(cached["raw"], track_id=cached.get("track_id", ""))
-    fetched_at = datetime.fromtimestamp(cached["at"], tz=timezone.get_current_timezone())
+    fetched_at = datetime.fromtimestamp(cached["at"], tz=UTC)
     if snapshot is None:  # the cache outlived the database row (e.g. a restored database)
         snapshot = store_job(tenant, job, user=None)
     return JobState(job=job, snapshot=snapshot, fetched_at=fetched_at, from_zuora=False)
 
 
-def _wait_for(key: str, *, seconds: float) -> dict | None:
-    deadline = time.monotonic() + seconds
+def _remember(key: str, answer: dict, *, fresh_for: float | None = None) -> None:
+    """Share Zuora's answer with every server until the next poll is due."""
+    now = time.time()
+    fresh_for = fresh_for or settings.AQUADASH_POLL_SECONDS
+    shared_cache.set(key, {**answer, "at": now, "until": now + fresh_for}, timeout=3600)
+
+
+def _remember_failure(key: str, exc: zuora.ZuoraError) -> float:
+    """Share a failure too, so the next caller is not the one to wait on a failing Zuora.
+    Returns how long it is shared for."""
+    fresh_for = settings.AQUADASH_POLL_SECONDS
+    if isinstance(exc, zuora.RateLimited) and exc.retry_after:
+        fresh_for = max(fresh_for, min(exc.retry_after, 600))
+    failure = {
+        "error": type(exc).__name__,
+        "message": exc.message,
+        "track_id": exc.track_id,
+        "retry_after": getattr(exc, "retry_after", None),
+    }
+    _remember(key, failure, fresh_for=fresh_for)
+    return fresh_for
+
+
+def _error_class(name: str) -> type[zuora.ZuoraError]:
+    """The ZuoraError subclass of that name (including ones defined outside zuora.py)."""
+    classes = [zuora.ZuoraError]
+    while classes:
+        cls = classes.pop()
+        if cls.__name__ == name:
+            return cls
+        classes.extend(cls.__subclasses__())
+    return zuora.ZuoraError
+
+
+def _wait_for(key: str) -> dict:
+    """The answer another request is getting from Zuora; gives up rather than ask again."""
+    deadline = time.monotonic() + settings.ZUORA_READ_TIMEOUT
     while time.monotonic() < deadline:
         time.sleep(0.1)
-        if cached := _cache_get(key):
+        if cached := shared_cache.get(key):
             return cached
-    return None
-
-
-# The shared cache is an optimisation: if Redis is down, pages still work, just without
-# single-flight, so every cache call degrades to "nothing cached" instead of failing the page.
-
-
-def _cache_get(key: str) -> dict | None:
-    try:
-        return cache.get(key)
-    except Exception:
-        logger.warning("Cache unavailable; reading %s skipped", key, exc_info=True)
-        return None
-
-
-def _cache_add(key: str, timeout: float) -> bool:
-    try:
-        return cache.add(key, 1, timeout=timeout)
-    except Exception:
-        logger.warning("Cache unavailable; lock %s skipped", key, exc_info=True)
-        return True
-
-
-def _cache_set(key: str, value: object, timeout: float = 3600) -> None:
-    try:
-        cache.set(key, value, timeout=timeout)
-    except Exception:
-        logger.warning("Cache unavailable; storing %s skipped", key, exc_info=True)
+    raise zuora.ZuoraTimeout("Zuora is slow to answer about this job. Try again in a minute.")
 
 
 @dataclass(frozen=True)
@@ -214,12 +223,13 @@ def describe(state: JobState, tenant: Tenant) -> JobFacts:
     job = state.job
     zone = tenant.zoneinfo
     started_at = job.start_time.replace(tzinfo=zone) if job.start_time else None
-    deleted_on = started_at + RETENTION if started_at else None
-    files_expire_at = None
-    if started_at and job.status == "completed":
-        # Zuora does not report when a job completed; queries run for at most 3 hours, so
-        # counting from the start is the earliest the files can go.
-        files_expire_at = started_at + FILE_RETENTION
+    deleted_on = files_expire_at = None
+    if started_at and started_at.year < 9000:  # far-future nonsense would overflow
+        deleted_on = started_at + RETENTION
+        if job.status == "completed":
+            # Zuora does not report when a job completed; queries run for at most 3 hours, so
+            # counting from the start is the earliest the files can go.
+            files_expire_at = started_at + FILE_RETENTION
     return JobFacts(
         started_at=started_at,
         incremental_time=job.incremental_time.astimezone(zone) if job.incremental_time else None,

@@ -5,7 +5,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -14,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from aquadash import encryption, zuora
+from aquadash.shared_cache import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class Tenant(models.Model):
             tenant=self.name,
             entity_id=self.entity_id,
             extra_hosts=settings.ZUORA_EXTRA_HOSTS,
-            token_cache=encryption.EncryptedCache(cache),
+            token_cache=encryption.EncryptedCache(shared_cache),
             connect_timeout=settings.ZUORA_CONNECT_TIMEOUT,
             read_timeout=settings.ZUORA_READ_TIMEOUT,
         )

@@ -1,15 +1,30 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
 from aquadash import views
 
+
+class ZuoraIdConverter:
+    """32 hexadecimal characters, any case; anything else is a 404 before a view runs."""
+
+    regex = "[0-9a-fA-F]{32}"
+
+    def to_python(self, value: str) -> str:
+        return value.lower()
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(ZuoraIdConverter, "zuora_id")
+
 tenant_urls = [
     path("jobs/", views.tenant_jobs, name="tenant_jobs"),
-    path("jobs/<str:job_id>/", views.job_page, name="job"),
-    path("jobs/<str:job_id>/raw.json", views.job_raw, name="job_raw"),
+    path("jobs/<zuora_id:job_id>/", views.job_page, name="job"),
+    path("jobs/<zuora_id:job_id>/raw.json", views.job_raw, name="job_raw"),
     path(
-        "jobs/<str:job_id>/batches/<str:batch_id>/segments/",
+        "jobs/<zuora_id:job_id>/batches/<zuora_id:batch_id>/segments/",
         views.batch_segments,
         name="batch_segments",
     ),

@@ -138,7 +138,7 @@ def tenant_jobs(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         .select_related("last_fetched_by")
         .defer("raw")  # the list never shows it, and it is most of each row
     )
-    query = request.GET.get("q", "").strip()
+    query = request.GET.get("q", "").replace("\x00", "").strip()[:200]
     if query:
         snapshots = snapshots.filter(_search(query))
     status = request.GET.get("status", "")
@@ -192,7 +192,7 @@ def _search(query: str) -> Q:
 def _failures(request: HttpRequest) -> int:
     """How many polls in a row have failed, carried in the poll URL for back-off."""
     value = request.GET.get("failures", "0")
-    return min(int(value), 10) if value.isdigit() else 0
+    return min(int(value), 10) if value.isascii() and value.isdigit() and len(value) < 4 else 0
 
 
 def _error_page(

@@ -252,7 +252,10 @@ class Job:
 def get_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
     data, track_id = _call_json(conn, "GET", f"/v1/batch-query/jobs/{job_id}")
-    return parse_job(data, tenant=conn.tenant, track_id=track_id)
+    job = parse_job(data, tenant=conn.tenant, track_id=track_id)
+    if job.id != job_id:
+        raise _unreadable("the answer is about a different job", track_id)
+    return job
 
 
 def get_last_completed_job(conn: Connection, *, partner: str, project: str) -> Job:
@@ -283,7 +286,7 @@ class ResultFile:
     @property
     def size(self) -> int | None:
         length = self.response.headers.get("Content-Length", "")
-        return int(length) if length.isdigit() else None
+        return _whole_number(length)
 
     def chunks(self, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
         # decode_content=False: a gzip result is passed through as the gzip file Zuora made.
@@ -307,7 +310,8 @@ class ResultFile:
 
 def open_file(conn: Connection, *, file_id: str) -> ResultFile:
     file_id = check_id(file_id, what="file")
-    response, track_id = _call(conn, "GET", f"/v1/files/{file_id}", accept="*/*")
+    deadline = _deadline(conn)
+    response, track_id = _call(conn, "GET", f"/v1/files/{file_id}", deadline=deadline, accept="*/*")
     if response.status_code == 404:
         response.close()
         raise FileNotFound(
@@ -317,7 +321,9 @@ def open_file(conn: Connection, *, file_id: str) -> ResultFile:
         )
     if response.status_code != 200:
         try:
-            _raise_for_response(conn, response, _read_json_body(conn, response, track_id), track_id)
+            _raise_for_response(
+                conn, response, _read_json_body(response, track_id, deadline), track_id
+            )
         finally:
             response.close()
     return ResultFile(response=response, track_id=track_id)
@@ -326,7 +332,7 @@ def open_file(conn: Connection, *, file_id: str) -> ResultFile:
 def check_credentials(conn: Connection) -> str:
     """Prove the stored credentials work; returns a short description of what was checked."""
     if conn.credentials.method == "oauth":
-        _fetch_token(conn, track_id=new_track_id())
+        _fetch_token(conn, track_id=new_track_id(), deadline=_deadline(conn))
         return "Zuora issued an OAuth token for these credentials."
     # Basic auth has no token call: an authenticated lookup of a job that cannot exist answers
     # "not found" only when the credentials were accepted.
@@ -350,8 +356,9 @@ def check_id(value: str, *, what: str) -> str:
 
 
 def _path_part(value: str, what: str) -> str:
-    if not value or len(value) > 128 or not value.isprintable():
-        raise InvalidId(f"The {what} must be 1 to 128 printable characters.")
+    # "." and ".." would be resolved as path segments and send the request somewhere else.
+    if not value or len(value) > 128 or not value.isprintable() or value in (".", ".."):
+        raise InvalidId(f"The {what} must be 1 to 128 printable characters, not a path.")
     return quote(value, safe="")
 
 
@@ -408,7 +415,7 @@ def parse_job(data: Any, *, tenant: str = "", track_id: str = "") -> Job:
         raise _unreadable("'batches' is not a list", track_id)
     try:
         return Job(
-            id=_text(data, "id", required=True),
+            id=_zuora_id(data, "id"),
             name=_text(data, "name"),
             status=_text(data, "status", required=True).lower(),
             batches=tuple(_parse_batch(batch) for batch in batches),
@@ -445,7 +452,7 @@ def _parse_batch(data: Any) -> Batch:
     if deleted is not None and not isinstance(deleted, dict):
         raise _ShapeError("'deleted' is not an object")
     return Batch(
-        batch_id=_text(data, "batchId"),
+        batch_id=_zuora_id(data, "batchId"),
         name=_text(data, "name"),
         query=_text(data, "query"),
         status=_text(data, "status", required=True).lower(),
@@ -474,13 +481,27 @@ def _text(data: dict, key: str, *, required: bool = False) -> str:
     return str(value)  # version may be the number 1 or the string "1.1"
 
 
+def _zuora_id(data: dict, key: str) -> str:
+    """Job and batch IDs are 32 hexadecimal characters; they also end up in our URLs."""
+    value = _text(data, key, required=True).lower()
+    if not ZUORA_ID.fullmatch(value):
+        raise _ShapeError(f"'{key}' is not a Zuora ID")
+    return value
+
+
+def _whole_number(text: str) -> int | None:
+    """ASCII digits only: str.isdigit() also accepts '²', which int() refuses."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 def _integer(value: Any, key: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and (number := _whole_number(value)) is not None:
+        return number
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise _ShapeError(f"'{key}' is not a whole number")
@@ -519,13 +540,13 @@ def _epoch_millis(value: Any) -> datetime | None:
 
 def _raise_for_error_body(data: dict, *, tenant: str, track_id: str, job_expected: bool) -> None:
     """Zuora reports some failures with HTTP 200 and an error body."""
+    if _is_auth_failure(data):
+        raise _credentials_rejected(tenant, track_id, str(data.get("processId", "")))
     if data.get("success") is False:
         reasons = data.get("reasons") if isinstance(data.get("reasons"), list) else []
         first = reasons[0] if reasons and isinstance(reasons[0], dict) else {}
         code, text = str(first.get("code", "")), str(first.get("message", ""))
         process_id = str(data.get("processId", ""))
-        if code in AUTH_CODES or code.endswith("11") or code.endswith("10"):
-            raise _credentials_rejected(tenant, track_id, process_id)
         if code.endswith("40"):
             raise JobNotFound(_not_found_message(), track_id=track_id, process_id=process_id)
         raise RequestRejected(
@@ -538,8 +559,6 @@ def _raise_for_error_body(data: dict, *, tenant: str, track_id: str, job_expecte
         return
     if code in NOT_FOUND_CODES:
         raise JobNotFound(_not_found_message(), track_id=track_id)
-    if code in AUTH_CODES:
-        raise _credentials_rejected(tenant, track_id)
     # A real job that failed (status "error") carries errorCode too: that is a job to show.
     if job_expected and data.get("id") and data.get("status"):
         return
@@ -577,35 +596,51 @@ def _unreadable(detail: str, track_id: str) -> UnreadableResponse:
 # --- HTTP ---------------------------------------------------------------------------------------
 
 
-def _call_json(conn: Connection, method: str, path: str, *, reauth: bool = True) -> tuple[Any, str]:
-    response, track_id = _call(conn, method, path)
+def _call_json(
+    conn: Connection, method: str, path: str, *, deadline: float | None = None, reauth: bool = True
+) -> tuple[Any, str]:
+    deadline = deadline or _deadline(conn)
+    response, track_id = _call(conn, method, path, deadline=deadline)
     with response:
-        data = _read_json_body(conn, response, track_id)
+        data = _read_json_body(response, track_id, deadline)
     if response.status_code != 200:
         _raise_for_response(conn, response, data, track_id)
-    if _is_auth_failure(data) and reauth and conn.credentials.method == "oauth":
-        # HTTP 200 with success: false and an auth code: drop the token and sign in once more.
+    if _is_auth_failure(data):
+        # HTTP 200 with an auth failure in the body: the cached token is no good. Sign in once
+        # more with the stored credentials before saying they were rejected.
         _forget_token(conn)
-        return _call_json(conn, method, path, reauth=False)
+        if reauth and conn.credentials.method == "oauth":
+            return _call_json(conn, method, path, deadline=deadline, reauth=False)
     return data, track_id
 
 
+def _deadline(conn: Connection) -> float:
+    """When one operation (token, request, retries and body together) must be over."""
+    return time.monotonic() + conn.total_timeout
+
+
 def _is_auth_failure(data: Any) -> bool:
-    if not isinstance(data, dict) or data.get("success") is not False:
+    """An error body that says the credentials or token were refused."""
+    if not isinstance(data, dict):
+        return False
+    if str(data.get("errorCode") or "") in AUTH_CODES:
+        return True
+    if data.get("success") is not False:
         return False
     reasons = data.get("reasons")
     first = reasons[0] if isinstance(reasons, list) and reasons else {}
-    return isinstance(first, dict) and str(first.get("code", "")) in AUTH_CODES
+    code = str(first.get("code", "")) if isinstance(first, dict) else ""
+    # v1 codes end in a two-digit category: 10 permission, 11 authentication.
+    return code in AUTH_CODES or code.endswith(("10", "11"))
 
 
 @sensitive_variables()
 def _call(
-    conn: Connection, method: str, path: str, *, accept: str = "application/json"
+    conn: Connection, method: str, path: str, *, deadline: float, accept: str = "application/json"
 ) -> tuple[requests.Response, str]:
     """Send one request with auth, retries and the safety rules; returns (response, track ID)."""
     base_url = check_base_url(conn.base_url, extra_hosts=conn.extra_hosts)
     track_id = new_track_id()
-    deadline = time.monotonic() + conn.total_timeout
     refreshed = False
     attempt = 0
     while True:
@@ -613,7 +648,7 @@ def _call(
         headers = {"Accept": accept, "Zuora-Track-Id": track_id}
         if accept != "application/json":
             headers["Accept-Encoding"] = "identity"  # the file as Zuora made it, byte for byte
-        headers.update(_auth_headers(conn, track_id))
+        headers.update(_auth_headers(conn, track_id, deadline))
         if conn.entity_id:
             headers["Zuora-Entity-Ids"] = conn.entity_id
         response = _send(conn, method, base_url + path, headers, deadline, track_id)
@@ -651,7 +686,11 @@ def _send(
     track_id: str,
     data: dict | None = None,
 ) -> requests.Response:
-    read_timeout = max(0.1, min(conn.read_timeout, deadline - time.monotonic()))
+    read_timeout = min(conn.read_timeout, deadline - time.monotonic())
+    if read_timeout <= 0:
+        raise ZuoraTimeout(
+            "Zuora took too long to answer. Try again in a minute.", track_id=track_id
+        )
     try:
         return conn.session.request(
             method,
@@ -676,13 +715,12 @@ def _send(
         ) from None
 
 
-def _read_json_body(conn: Connection, response: requests.Response, track_id: str) -> Any:
+def _read_json_body(response: requests.Response, track_id: str, deadline: float) -> Any:
     """Read at most MAX_JSON_BYTES (after decompression) and parse it; None if not JSON.
 
-    read1 returns whatever has arrived, so the overall deadline also stops a server that
+    read1 returns whatever has arrived, so the operation's deadline also stops a server that
     drips one byte at a time just inside the read timeout.
     """
-    deadline = time.monotonic() + conn.read_timeout
     body = bytearray()
     try:
         while chunk := response.raw.read1(64 * 1024, decode_content=True):
@@ -749,8 +787,8 @@ def _retry_after_seconds(response: requests.Response) -> int | None:
         value = response.headers.get(header, "").strip()
         if not value:
             continue
-        if value.isdigit():
-            return int(value)
+        if (seconds := _whole_number(value)) is not None:
+            return seconds
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
@@ -772,12 +810,12 @@ def _retry_wait(response: requests.Response, attempt: int) -> float | None:
 
 
 @sensitive_variables()
-def _auth_headers(conn: Connection, track_id: str) -> dict[str, str]:
+def _auth_headers(conn: Connection, track_id: str, deadline: float) -> dict[str, str]:
     credentials = conn.credentials
     if credentials.method == "basic":
         auth = requests.auth._basic_auth_str(credentials.identity, credentials.secret)
         return {"Authorization": auth}
-    return {"Authorization": f"Bearer {_token(conn, track_id)}"}
+    return {"Authorization": f"Bearer {_token(conn, track_id, deadline)}"}
 
 
 @sensitive_variables()
@@ -790,9 +828,9 @@ def _token_key(conn: Connection) -> str:
 
 
 @sensitive_variables()
-def _token(conn: Connection, track_id: str) -> str:
+def _token(conn: Connection, track_id: str, deadline: float) -> str:
     if conn.token_cache is None:
-        return _fetch_token(conn, track_id=track_id)[0]
+        return _fetch_token(conn, track_id=track_id, deadline=deadline)[0]
     key = _token_key(conn)
     token = conn.token_cache.get(key)
     if token:
@@ -800,11 +838,13 @@ def _token(conn: Connection, track_id: str) -> str:
     # One caller fetches; the others wait briefly for its token instead of all asking Zuora.
     if not conn.token_cache.add(key + ":lock", 1, timeout=conn.read_timeout + 5):
         for _ in range(50):
+            if time.monotonic() > deadline:
+                break
             conn.sleep(0.1)
             if token := conn.token_cache.get(key):
                 return token
     try:
-        token, expires_in = _fetch_token(conn, track_id=track_id)
+        token, expires_in = _fetch_token(conn, track_id=track_id, deadline=deadline)
         conn.token_cache.set(key, token, timeout=max(1, expires_in - TOKEN_EARLY_EXPIRY))
     finally:
         conn.token_cache.delete(key + ":lock")
@@ -817,7 +857,7 @@ def _forget_token(conn: Connection) -> None:
 
 
 @sensitive_variables()
-def _fetch_token(conn: Connection, *, track_id: str) -> tuple[str, int]:
+def _fetch_token(conn: Connection, *, track_id: str, deadline: float) -> tuple[str, int]:
     """POST /oauth/token; never retried, since a lost answer may still have issued a token."""
     base_url = check_base_url(conn.base_url, extra_hosts=conn.extra_hosts)
     form = {
@@ -828,7 +868,6 @@ def _fetch_token(conn: Connection, *, track_id: str) -> tuple[str, int]:
     headers = {"Accept": "application/json", "Zuora-Track-Id": track_id}
     if conn.entity_id:
         headers["Zuora-Entity-Ids"] = conn.entity_id
-    deadline = time.monotonic() + conn.total_timeout
     response = _send(
         conn, "POST", base_url + "/oauth/token", headers, deadline, track_id, data=form
     )
@@ -840,7 +879,7 @@ def _fetch_token(conn: Connection, *, track_id: str) -> tuple[str, int]:
                 "tenant's environment.",
                 track_id=track_id,
             )
-        data = _read_json_body(conn, response, track_id)
+        data = _read_json_body(response, track_id, deadline)
         if response.status_code in (400, 401, 403):
             raise _credentials_rejected(conn.tenant, track_id)
         if response.status_code != 200:

@@ -751,3 +751,112 @@ def test_a_tenant_that_is_not_yours_gets_a_plain_not_found_page(simulator_tenant
     assert response.status_code == 404
     assert "Not found" in html and "ask an admin" in html
     assert simulator_tenant.name not in html
+
+
+# --- Odd input and odd answers never make a 500 ----------------------------------------------
+
+
+@pytest.mark.parametrize("failures", ["%C2%B2", "9" * 5000, "-1", "abc"])
+def test_a_mangled_poll_counter_is_ignored(client, simulator_tenant, failures):
+    response = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID) + f"?failures={failures}")
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["%00/", "%C2%B2/", "abc%00def/", f"{sim.RUNNING_JOB_ID}%00/"])
+def test_a_job_address_that_is_not_an_id_is_a_404_before_any_view(
+    client, simulator_tenant, simulator, path
+):
+    response = client.get(f"/t/{simulator_tenant.slug}/jobs/{path}")
+
+    assert response.status_code == 404
+    assert simulator.count() == 0 and not Lookup.objects.exists()
+
+
+def test_an_upper_case_job_address_opens_the_job(client, simulator_tenant):
+    response = client.get(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID.upper()))
+
+    assert response.status_code == 200
+    assert JobSnapshot.objects.filter(job_id=sim.DOC_FILEID_JOB_ID).exists()
+
+
+def test_a_search_with_a_nul_byte_is_answered(client, simulator_tenant):
+    assert client.get(f"/t/{simulator_tenant.slug}/jobs/", {"q": "a\x00b"}).status_code == 200
+
+
+def test_a_pasted_link_with_a_non_ascii_tenant_is_a_form_error(client, simulator_tenant):
+    response = client.get("/", {"tenant": "sim", "job": f"https://x/t/acmé/jobs/{'a' * 31}/"})
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(("partner", "project"), [("..", "x"), ("..", ".."), (".", "x")])
+def test_dot_segments_in_partner_or_project_never_reach_another_zuora_path(
+    client, simulator_tenant, simulator, partner, project
+):
+    response = client.get(
+        f"/t/{simulator_tenant.slug}/last-completed/", {"partner": partner, "project": project}
+    )
+
+    assert response.status_code == 400
+    assert simulator.count(path_prefix="/v1/") == 0
+
+
+def test_a_far_future_start_time_is_shown_without_retention_dates(client, simulator_tenant):
+    raw = {"id": "a" * 32, "status": "completed", "startTime": "9999-12-31 23:59:59", "batches": []}
+    JobSnapshot.objects.create(
+        tenant=simulator_tenant,
+        job_id="a" * 32,
+        status="completed",
+        is_final=True,
+        raw=raw,
+        last_fetched_at="2026-01-01T00:00:00Z",
+    )
+
+    response = client.get(job_url(simulator_tenant, "a" * 32))
+
+    assert response.status_code == 200
+    assert "9999-12-31 23:59:59" in response.content.decode()
+
+
+def test_after_a_failed_first_lookup_trying_again_answers_at_once(
+    client, simulator_tenant, simulator
+):
+    simulator.add_fault("unavailable", job_id=sim.RUNNING_JOB_ID, times=None)
+    assert client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID)).status_code == 503
+    calls = job_gets(simulator, sim.RUNNING_JOB_ID)
+
+    again = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
+
+    assert again.status_code == 503
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == calls  # the shared failure, not a new call
+
+
+def test_a_first_lookup_rate_limited_is_not_retried_before_retry_after(
+    client, simulator_tenant, simulator, settings
+):
+    settings.AQUADASH_POLL_SECONDS = 0
+    simulator.add_fault("rate_limited", job_id=sim.RUNNING_JOB_ID, times=None, seconds=60)
+    assert client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID)).status_code == 503
+    calls = job_gets(simulator, sim.RUNNING_JOB_ID)
+
+    again = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
+
+    assert again.status_code == 503 and again["Retry-After"] == "60"
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == calls
+
+
+def test_with_the_shared_cache_down_pages_still_work(client, simulator_tenant, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+
+    page = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
+    poll = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID), **HTMX)
+
+    assert page.status_code == poll.status_code == 200
+    assert polls(poll.content.decode())

@@ -3,12 +3,12 @@
 from collections.abc import Callable
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from pytest_django.fixtures import Settings
 
 from aquadash.encryption import EncryptedCache
 from aquadash.models import Tenant
+from aquadash.shared_cache import shared_cache
 from tests.conftest import CANARY_SECRET, DISALLOWED_BASE_URLS
 
 
@@ -88,7 +88,7 @@ def test_zuora_connection_carries_the_tenants_settings(
     assert conn.credentials.secret == CANARY_SECRET
     assert conn.extra_hosts == settings.ZUORA_EXTRA_HOSTS
     assert (conn.connect_timeout, conn.read_timeout) == (1.5, 9.0)
-    assert isinstance(conn.token_cache, EncryptedCache) and conn.token_cache.cache is cache
+    assert isinstance(conn.token_cache, EncryptedCache) and conn.token_cache.cache is shared_cache
 
 
 def test_zuora_connection_repr_hides_the_secret(tenant: Tenant) -> None:

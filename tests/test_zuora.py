@@ -635,3 +635,53 @@ def test_no_secret_or_token_reaches_logs_messages_or_reprs(simulator, caplog):
     assert CANARY not in seen
     assert token is not None
     assert token not in seen
+
+
+def test_an_answer_about_another_job_is_unreadable(simulator, monkeypatch):
+    other = {"id": "f" * 32, "status": "completed", "batches": []}
+    monkeypatch.setattr(zuora, "_call_json", lambda *args, **kwargs: (other, "track"))
+
+    with pytest.raises(zuora.UnreadableResponse, match="different job"):
+        zuora.get_job(connect(simulator), job_id=EXAMPLE_FILE_JOB)
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        {"status": "completed", "name": "no ID"},
+        {"status": "completed", "batchId": "../../x"},
+        {"status": "completed", "batchId": "b" * 32, "recordCount": "\u00b2"},
+    ],
+)
+def test_a_batch_without_a_usable_id_or_count_is_unreadable(batch):
+    with pytest.raises(zuora.UnreadableResponse):
+        zuora.parse_job({"id": "a" * 32, "status": "completed", "batches": [batch]})
+
+
+def test_ids_are_read_in_lower_case():
+    job = zuora.parse_job(
+        {"id": "A" * 32, "status": "completed", "batches": [{"batchId": "B" * 32, "status": "x"}]}
+    )
+
+    assert job.id == "a" * 32 and job.batches[0].batch_id == "b" * 32
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "-5", "abc", "9" * 30, "Wed, 21 Oct 2015 07:28:00"])
+def test_a_strange_retry_after_falls_back_to_backoff(simulator, value):
+    conn = connect(simulator)
+    simulator.add_fault("rate_limited", job_id=EXAMPLE_FILE_JOB, seconds=value)
+
+    assert zuora.get_job(conn, job_id=EXAMPLE_FILE_JOB).id == EXAMPLE_FILE_JOB
+    assert len(conn.sleep) == 1 and 0 <= conn.sleep[0] <= zuora.MAX_RETRY_WAIT
+
+
+@pytest.mark.parametrize("code", [90000011, 50000011, 50000010])
+def test_any_authentication_code_in_a_200_drops_the_cached_token(simulator, code):
+    conn = connect(simulator)
+    zuora.get_job(conn, job_id=EXAMPLE_FILE_JOB)
+    simulator.add_fault("success_false", path="/v1/batch-query", code=code)
+
+    job = zuora.get_job(conn, job_id=EXAMPLE_FILE_JOB)  # a fresh sign-in succeeds
+
+    assert job.id == EXAMPLE_FILE_JOB
+    assert tokens_issued(simulator) == 2
