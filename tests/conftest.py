@@ -1,9 +1,13 @@
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.core.cache import cache
@@ -26,6 +30,23 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def start_django(*, drop: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
+    """Start Django with aquadash's own settings in a fresh process, with env changed."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in (*drop, "DJANGO_SETTINGS_MODULE")
+    } | {"DJANGO_SETTINGS_MODULE": "aquadash.settings", **env}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,11 @@
 """Tenant secrets encrypted at rest: the keys setting, CredentialUnreadable and rotate_secrets."""
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
@@ -20,7 +16,7 @@ from aquadash import encryption, zuora
 from aquadash.models import Tenant
 from aquadash.settings import fernet_keys
 from aquadash.simulator import DOC_FILEID_JOB_ID
-from tests.conftest import CANARY_SECRET
+from tests.conftest import CANARY_SECRET, start_django
 
 K1, K2, K3 = (Fernet.generate_key().decode() for _ in range(3))
 
@@ -177,20 +173,8 @@ def test_development_key_is_generated_once_into_a_private_file(
 
 
 def test_start_up_fails_naming_the_variable_when_debug_is_off_without_keys() -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("AQUADASH_ENCRYPTION_KEYS", "DJANGO_SETTINGS_MODULE")
-    }
-    env |= {"DEBUG": "0", "SECRET_KEY": "x" * 50, "DJANGO_SETTINGS_MODULE": "aquadash.settings"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=django_settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = start_django(drop=("AQUADASH_ENCRYPTION_KEYS",), DEBUG="0", SECRET_KEY="x" * 50)
+
     assert result.returncode != 0
     assert "AQUADASH_ENCRYPTION_KEYS must be set when DEBUG is off" in result.stderr
 
