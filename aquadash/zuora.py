@@ -8,10 +8,12 @@ requests or models, and no secret or bearer token ever reaches a message, a log 
 import contextlib
 import email.utils
 import hashlib
+import ipaddress
 import json
 import logging
 import random
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +23,9 @@ from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.adapters
 import urllib3
+import urllib3.util.connection
 from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
@@ -156,10 +160,67 @@ class Credentials:
     secret: str = field(repr=False)
 
 
+class PrivateAddress(urllib3.exceptions.NewConnectionError):
+    """A documented Zuora host name resolved to an address that is not on the internet."""
+
+
+def public_address(host: str, port: int) -> str:
+    """The address to connect to for one of Zuora's hosts, if every address DNS gives is public.
+
+    Checked when connecting, and then connected to, so a name re-pointed at an internal
+    address after the allow-list check (DNS rebinding) is still refused.
+    """
+    addresses = []
+    for *_, sockaddr in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        address = ipaddress.ip_address(sockaddr[0])
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            raise OSError(f"{host} resolved to {address}, which is not a public address")
+        addresses.append(sockaddr[0])
+    return addresses[0]
+
+
+class _PublicOnlyConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        if self.host.lower() not in ZUORA_HOSTS:  # ZUORA_EXTRA_HOSTS: the operator's choice
+            return super()._new_conn()
+        try:
+            address = public_address(self.host, self.port)
+        except OSError as exc:
+            raise PrivateAddress(self, str(exc)) from exc
+        try:  # TLS still verifies the certificate against self.host
+            return urllib3.util.connection.create_connection(
+                (address, self.port),
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
+        except TimeoutError as exc:
+            raise urllib3.exceptions.ConnectTimeoutError(self, f"{self.host} timed out") from exc
+        except OSError as exc:
+            raise urllib3.exceptions.NewConnectionError(self, str(exc)) from exc
+
+
+class _PublicOnlyPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _PublicOnlyConnection
+
+
+class _PublicOnlyAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            **self.poolmanager.pool_classes_by_scheme,
+            "https": _PublicOnlyPool,
+        }
+
+
 def new_session() -> requests.Session:
-    """A session that ignores proxy variables and .netrc; calls pass allow_redirects=False."""
+    """A session that ignores proxy variables and .netrc and connects to Zuora's hosts only at
+    public addresses; calls pass allow_redirects=False."""
     session = requests.Session()
     session.trust_env = False
+    session.mount("https://", _PublicOnlyAdapter())
     return session
 
 
@@ -705,6 +766,19 @@ def _send(
         raise ZuoraTimeout(
             f"Zuora did not answer within {read_timeout:.0f} seconds. It may be busy; "
             "try again in a minute.",
+            track_id=track_id,
+        ) from None
+    except requests.ConnectionError as exc:
+        if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), PrivateAddress):
+            logger.warning("Refused to connect: %s", exc.args[0].reason)
+            raise HostNotAllowed(
+                "Zuora's host name pointed at a private network address, so aquadash refused "
+                "to connect. Tell whoever runs aquadash: their DNS may have been tampered with.",
+                track_id=track_id,
+            ) from None
+        raise ZuoraUnavailable(
+            "aquadash cannot reach Zuora right now (the connection failed). Try again in a "
+            "minute; if it persists, check Zuora's status page.",
             track_id=track_id,
         ) from None
     except requests.RequestException:

@@ -5,6 +5,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
+import urllib3.util.connection
 from django.core.cache.backends.locmem import LocMemCache
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -685,3 +686,55 @@ def test_any_authentication_code_in_a_200_drops_the_cached_token(simulator, code
 
     assert job.id == EXAMPLE_FILE_JOB
     assert tokens_issued(simulator) == 2
+
+
+# --- DNS rebinding --------------------------------------------------------------------------------
+
+
+def resolve_to(monkeypatch, address: str) -> list:
+    """Make every name resolve to `address`, and record connection attempts (none succeed)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    attempts = []
+
+    def create_connection(address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+    return attempts
+
+
+def zuora_production() -> zuora.Connection:
+    return zuora.Connection(
+        base_url="https://rest.zuora.com",
+        credentials=zuora.Credentials("basic", "user", CANARY),
+        tenant="Acme",
+        session=zuora.new_session(),
+        sleep=Sleeps(),
+    )
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "::ffff:127.0.0.1", "::1", "fd00::1"]
+)
+def test_a_zuora_host_resolving_to_a_private_address_is_never_connected_to(monkeypatch, address):
+    attempts = resolve_to(monkeypatch, address)
+
+    with pytest.raises(zuora.HostNotAllowed, match="private network address"):
+        zuora.get_job(zuora_production(), job_id=EXAMPLE_FILE_JOB)
+
+    assert attempts == []
+
+
+def test_a_zuora_host_is_connected_to_at_the_public_address_that_was_checked(monkeypatch):
+    attempts = resolve_to(monkeypatch, "8.8.8.8")
+
+    with pytest.raises(zuora.ZuoraUnavailable, match="cannot reach"):
+        zuora.get_job(zuora_production(), job_id=EXAMPLE_FILE_JOB)
+
+    assert attempts == [("8.8.8.8", 443)]
