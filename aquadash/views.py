@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -157,6 +158,13 @@ def tenant_jobs(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         "filters": filters,
     }
     return render(request, "tenant_jobs.html", context)
+
+
+@login_not_required
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages that name no icon, such as the admin's."""
+    return redirect(static("aquadash/favicon.svg"), permanent=True)
 
 
 @login_not_required

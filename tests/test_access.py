@@ -15,7 +15,7 @@ from aquadash.access import tenant_required
 from aquadash.models import Tenant
 
 # The only views anyone may reach without signing in.
-PUBLIC = {"login", "logout", "health", "admin:login", "admin:logout"}
+PUBLIC = {"login", "logout", "health", "favicon", "admin:login", "admin:logout"}
 
 
 @pytest.fixture

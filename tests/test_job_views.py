@@ -860,3 +860,10 @@ def test_with_the_shared_cache_down_pages_still_work(client, simulator_tenant, s
 
     assert page.status_code == poll.status_code == 200
     assert polls(poll.content.decode())
+
+
+def test_the_favicon_is_served_to_anyone():
+    response = Client().get("/favicon.ico")
+
+    assert response.status_code == 301
+    assert response["Location"].endswith("aquadash/favicon.svg")
