@@ -61,3 +61,7 @@ class LookupForm(TenantChoiceForm):
 class LastCompletedForm(TenantChoiceForm):
     partner = forms.CharField(max_length=128, strip=True)
     project = forms.CharField(max_length=128, strip=True)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        # Shares the home page with LookupForm: its own element IDs, the same field names.
+        super().__init__(*args, auto_id="last_completed_%s", **kwargs)

@@ -52,7 +52,7 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(
-        max_length=50, unique=True, help_text="Used in page addresses: /t/<slug>/…"
+        max_length=50, unique=True, help_text="Used in page addresses: /t/this-slug/jobs/…"
     )
     environment = models.CharField(
         max_length=32,

@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET
 
 from aquadash import jobs, zuora
 from aquadash.access import tenant_required
-from aquadash.forms import LastCompletedForm, LookupForm
+from aquadash.encryption import CredentialUnreadable
+from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
 from aquadash.models import JobSnapshot, Lookup, Tenant
 
 
@@ -186,15 +187,33 @@ def _snapshot_or_404(tenant: Tenant, job_id: str) -> JobSnapshot:
 
 
 def _search(query: str) -> Q:
-    """The start of a job ID (8 or more hexadecimal characters), else part of the job's name.
+    """A pasted job address, the start of a job ID (8 or more hexadecimal characters), or words
+    that all appear in the job's name.
 
     An ID prefix is matched as a range on the (tenant, job_id) index rather than with LIKE,
     which most database collations cannot answer from an index; "g" sorts after every hex digit.
     """
+    if pasted := ZUORA_JOB_URL.search(query) or JOB_LINK.search(query):
+        return Q(job_id=pasted["job_id"].lower())
     prefix = zuora.normalize_id(query)
     if re.fullmatch(r"[0-9a-f]{8,32}", prefix):
         return Q(job_id__gte=prefix, job_id__lt=prefix + "g")
-    return Q(name__icontains=query)
+    words = re.split(r"[\s\-_,.]+", query)
+    return Q(*(Q(name__icontains=word) for word in words if word))
+
+
+def _error_title(exc: zuora.ZuoraError, job_id: str) -> str:
+    if isinstance(exc, zuora.JobNotFound):
+        return "No such job" if job_id else "No completed job"
+    if isinstance(exc, zuora.InvalidId):
+        return "Not a job ID" if job_id else "Check the partner and project"
+    if isinstance(exc, zuora.RateLimited):
+        return "Zuora asks us to slow down"
+    if isinstance(exc, zuora.ZuoraUnavailable):
+        return "Zuora is not answering"
+    if isinstance(exc, zuora.CredentialsRejected | CredentialUnreadable):
+        return "Zuora credentials problem"
+    return "Zuora's answer could not be used"
 
 
 def _failures(request: HttpRequest) -> int:
@@ -216,6 +235,7 @@ def _error_page(
         "tenant": tenant,
         "job_id": job_id,
         "error": exc,
+        "title": _error_title(exc, job_id),
         "kind": type(exc).__name__,
         "final": isinstance(exc, zuora.JobNotFound | zuora.InvalidId),
         "poll_seconds": jobs.poll_seconds(_failures(request) + 1, exc),

@@ -867,3 +867,39 @@ def test_the_favicon_is_served_to_anyone():
 
     assert response.status_code == 301
     assert response["Location"].endswith("aquadash/favicon.svg")
+
+
+@pytest.mark.parametrize("words", ["month end", "EXTRACT month", "month-end"])
+def test_tenant_jobs_are_found_by_words_of_their_name(client, simulator_tenant, words):
+    client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))  # "Month-end extract"
+    client.get(job_url(simulator_tenant, sim.ERROR_JOB_ID))
+
+    html = client.get(f"/t/{simulator_tenant.slug}/jobs/", {"q": words}).content.decode()
+
+    assert sim.MULTI_BATCH_JOB_ID in html and sim.ERROR_JOB_ID not in html
+
+
+def test_tenant_jobs_are_found_by_a_pasted_zuora_address(client, simulator_tenant):
+    client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+    address = f"https://rest.zuora.com/v1/batch-query/jobs/{sim.MULTI_BATCH_JOB_ID.upper()}"
+
+    html = client.get(f"/t/{simulator_tenant.slug}/jobs/", {"q": address}).content.decode()
+
+    assert sim.MULTI_BATCH_JOB_ID in html
+
+
+def test_error_pages_name_the_problem_in_the_tab(client, simulator_tenant):
+    unknown = client.get(job_url(simulator_tenant, UNKNOWN_JOB)).content.decode()
+    dots = client.get(
+        f"/t/{simulator_tenant.slug}/last-completed/", {"partner": "..", "project": "x"}
+    ).content.decode()
+
+    assert "<title>No such job · aquadash</title>" in unknown
+    assert "<title>Check the partner and project · aquadash</title>" in dots
+
+
+def test_the_home_page_has_no_duplicate_element_ids(client, simulator_tenant):
+    html = client.get("/").content.decode()
+
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))

@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=100, unique=True)),
-                ('slug', models.SlugField(help_text='Used in page addresses: /t/<slug>/…', unique=True)),
+                ('slug', models.SlugField(help_text='Used in page addresses: /t/this-slug/jobs/…', unique=True)),
                 ('environment', models.CharField(choices=[('us-prod-cloud1', 'US Production (Cloud 1)'), ('us-prod-cloud2', 'US Production (Cloud 2)'), ('us-sandbox-cloud1', 'US API Sandbox (Cloud 1)'), ('us-sandbox-cloud2', 'US API Sandbox (Cloud 2)'), ('us-dev-sandbox', 'US Developer & Central Sandbox'), ('eu-prod', 'EU Production'), ('eu-sandbox', 'EU API Sandbox'), ('eu-dev-sandbox', 'EU Developer & Central Sandbox'), ('ap-prod', 'APAC Production'), ('ap-dev-sandbox', 'APAC Developer & Central Sandbox'), ('custom', 'Other host (listed in ZUORA_EXTRA_HOSTS)')], max_length=32)),
                 ('base_url', models.CharField(blank=True, help_text='Only for “Other host”: a host:port that whoever runs aquadash listed in ZUORA_EXTRA_HOSTS, such as the simulator.', max_length=200, verbose_name='base URL')),
                 ('auth_method', models.CharField(choices=[('oauth', 'OAuth client'), ('basic', 'Username and password')], default='oauth', max_length=10)),
