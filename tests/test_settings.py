@@ -28,3 +28,9 @@ def test_the_development_defaults_start(tmp_path):
     result = start_django(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
 
     assert result.returncode == 0, result.stderr
+
+
+def test_every_model_change_has_its_migration():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
