@@ -1,6 +1,7 @@
 """A malformed setting stops start-up with a message that names the variable."""
 
 import pytest
+from django.core.management import call_command
 
 from tests.conftest import start_django
 
@@ -30,7 +31,6 @@ def test_the_development_defaults_start(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.django_db
 def test_every_model_change_has_its_migration():
-    from django.core.management import call_command
-
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
