@@ -88,14 +88,13 @@ def fetch_job(
 
 def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) -> JobSnapshot:
     """Remember what Zuora said about a job, so the page can explain it after Zuora forgets."""
-    now = timezone.now()
     values = {
         "name": job.name[:255],
         "status": job.status[:32],
         "is_final": job.is_final,
         "raw": job.raw,
         "track_id": job.track_id,
-        "last_fetched_at": now,
+        "last_fetched_at": timezone.now(),
         "last_fetched_by": user if user and user.is_authenticated else None,
         "gone_at": None,
     }
@@ -107,9 +106,6 @@ def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) 
         snapshot, _ = JobSnapshot.objects.update_or_create(
             tenant=tenant, job_id=job.id, defaults=values
         )
-    if job.is_final and snapshot.final_seen_at is None:
-        snapshot.final_seen_at = now
-        snapshot.save(update_fields=["final_seen_at"])
     return snapshot
 
 

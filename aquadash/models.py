@@ -210,7 +210,6 @@ class JobSnapshot(models.Model):
     last_fetched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    final_seen_at = models.DateTimeField(null=True, blank=True)
     gone_at = models.DateTimeField(
         null=True, blank=True, help_text="When Zuora first answered that the job does not exist."
     )

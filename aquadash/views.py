@@ -180,7 +180,7 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def _snapshot_or_404(tenant: Tenant, job_id: str) -> JobSnapshot:
-    snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job_id.lower()).first()
+    snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job_id).first()
     if snapshot is None:
         raise Http404("aquadash has not stored this job yet; open its page first.")
     return snapshot

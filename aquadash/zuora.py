@@ -344,11 +344,6 @@ class ResultFile:
     def content_type(self) -> str:
         return self.response.headers.get("Content-Type", "application/octet-stream")
 
-    @property
-    def size(self) -> int | None:
-        length = self.response.headers.get("Content-Length", "")
-        return _whole_number(length)
-
     def chunks(self, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
         # decode_content=False: a gzip result is passed through as the gzip file Zuora made.
         try:
