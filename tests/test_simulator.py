@@ -1,10 +1,12 @@
 """The Zuora simulator, spoken to over real HTTP with plain requests (never our client)."""
 
 import base64
+import csv
 import gzip
 import hashlib
 import io
 import json
+import time
 import zipfile
 from datetime import datetime
 from typing import Any
@@ -35,6 +37,7 @@ from aquadash.simulator import (
     INCREMENTAL_JOB_ID,
     MANY_SEGMENTS_JOB_ID,
     MULTI_BATCH_JOB_ID,
+    NOTES_JOB_ID,
     NUMERIC_VERSION_JOB_ID,
     PGP_JOB_ID,
     PURGED_FILES_JOB_ID,
@@ -626,6 +629,72 @@ def test_last_of_2000_segments_is_served_lazily(simulator):
         assert int(response.headers["Content-Length"]) > 0
 
 
+def test_tricky_cells_are_quoted_and_counted_by_a_csv_reader(simulator):
+    batch = job(simulator, NOTES_JOB_ID)["batches"][0]
+
+    response = get(simulator, f"/v1/files/{batch['fileId']}")
+
+    rows = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
+    assert len(rows) - 1 == batch["recordCount"] == 240
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    header, first = rows[0], rows[1]
+    assert dict(zip(header, first, strict=True)) == {
+        "Account: Id": first[0],
+        "Account: AccountNumber": "00000000",
+        "Account: Name": "Name 0000000000",
+        "Account: Notes": 'Café n°00000000, "first" line\nsecond line',
+        "Account: Balance": "1000.00",
+        "Account: Reference": "100000000000000000",
+        "Account: CreatedDate": "2015-01-01 00:00:00",
+        "Account: EffectiveDate": "2015-01-01",
+    }
+
+
+def test_a_job_of_any_size_is_made_on_request(simulator):
+    job_id = requests.post(
+        f"{simulator.url}/_simulator/jobs", json={"records": 1234}, timeout=TIMEOUT
+    ).json()["id"]
+    batch = job(simulator, job_id)["batches"][0]
+
+    rows = csv_rows(get(simulator, f"/v1/files/{batch['fileId']}").content)
+
+    assert len(rows) - 1 == batch["recordCount"] == 1234
+
+
+def test_a_job_of_a_billion_bytes_costs_nothing_until_it_streams(simulator):
+    job_id = simulator.add_job(size=1_000_000_000)
+    batch = job(simulator, job_id)["batches"][0]
+
+    with get(simulator, f"/v1/files/{batch['fileId']}", stream=True) as response:
+        length = int(response.headers["Content-Length"])
+        first = next(response.iter_content(65536))
+
+    assert 0.99e9 < length <= 1e9
+    assert first.startswith(b"Account: Id,")
+
+
+def test_a_sized_job_can_be_split_into_compressed_segments(simulator):
+    job_id = simulator.add_job(records=25, segments=3, file_format="gzip")
+    batch = job(simulator, job_id)["batches"][0]
+
+    counts = [
+        len(csv_rows(gzip.decompress(get(simulator, f"/v1/files/{segment}").content))) - 1
+        for segment in batch["segments"]
+    ]
+
+    assert counts == [9, 9, 7]
+
+
+def test_a_file_over_2047_mb_is_refused_as_zuora_does(simulator):
+    job_id = simulator.add_job(records=30_000_000)
+    file_id = job(simulator, job_id)["batches"][0]["fileId"]
+
+    response = get(simulator, f"/v1/files/{file_id}")
+
+    assert response.status_code == 403
+    assert response.text == "<security:max-object-size>2047MB</security:max-object-size>"
+
+
 def test_purged_files_are_404_while_the_job_stays(simulator):
     body = job(simulator, PURGED_FILES_JOB_ID)
 
@@ -769,6 +838,34 @@ def test_truncated_fault_cuts_a_download_where_asked(simulator):
     assert received <= 4_000
     assert simulator.requests[-1].bytes_sent == 4_000
     assert simulator.requests[-1].finished is False
+
+
+def test_file_body_fault_serves_exactly_the_bytes_given(simulator):
+    file_id = job(simulator, MULTI_BATCH_JOB_ID)["batches"][0]["fileId"]
+    simulator.add_fault("file_body", path="/v1/files/", body=b"Id,Name\n1,a\x00b\n2")
+
+    response = get(simulator, f"/v1/files/{file_id}")
+
+    assert response.content == b"Id,Name\n1,a\x00b\n2"
+    assert response.headers["Content-Type"] == "text/csv"
+
+
+def test_a_client_that_hangs_up_is_noticed(simulator):
+    file_id = job(simulator, MULTI_BATCH_JOB_ID)["batches"][0]["fileId"]
+    job_id = simulator.add_job(size=200_000_000)
+    file_id = job(simulator, job_id)["batches"][0]["fileId"]
+
+    with get(simulator, f"/v1/files/{file_id}", stream=True) as response:
+        next(response.iter_content(65536))
+    record = simulator.requests[-1]
+    for _ in range(100):
+        if record.closed:
+            break
+        time.sleep(0.05)
+
+    assert record.closed is True
+    assert record.finished is False
+    assert record.bytes_sent < 100_000_000
 
 
 def test_drop_fault_closes_without_an_answer_after_doing_the_work(simulator, sim_clock):

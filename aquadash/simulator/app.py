@@ -46,6 +46,7 @@ DEMO_PASSWORD = "demo-password"
 DAY = 24 * 3600.0
 JOB_RETENTION = 180 * DAY  # Zuora deletes jobs created more than 180 days ago
 FILE_RETENTION = 3 * DAY  # and result files after 3 days
+MAX_FILE_BYTES = 2047 * 1024 * 1024  # Zuora refuses to serve larger result files
 CONTROL = "/_simulator/"
 
 ENDPOINTS = [
@@ -73,6 +74,7 @@ class RecordedRequest:
     status: int | None = None
     bytes_sent: int = 0
     finished: bool = False  # False: the body was cut short, by a fault or by the client leaving
+    closed: bool = False  # the body is over, sent whole or not: nothing more will be sent
 
 
 @dataclass
@@ -140,6 +142,46 @@ class Simulator:
         with self._lock:
             self._faults.append(fault)
         return fault
+
+    def add_job(
+        self,
+        *,
+        records: int | None = None,
+        size: int | None = None,
+        query: str = catalogue.ACCOUNTS,
+        name: str = "Sized export",
+        file_format: str = "CSV",
+        encrypted: str = "none",
+        segments: int = 1,
+    ) -> str:
+        """A completed job whose one batch has `records` rows, or about `size` bytes of CSV, in
+        `segments` files; its files are made while they stream, however big. Returns its ID."""
+        now = self.clock()
+        job_id = uuid.uuid4().hex
+        if records is None:
+            empty, ten = (catalogue.batch(job_id, 0, name, query, n) for n in (0, 10))
+            header, ten_rows = (
+                _result_file(b, b.file_ids[0], "CSV", "none", False, None).csv_length
+                for b in (empty, ten)
+            )
+            records = max(0, int(size or 0) - header) * 10 // (ten_rows - header)
+        records = max(0, int(records))
+        per_segment = max(1, -(-records // max(1, int(segments))))
+        batch = catalogue.batch(
+            job_id,
+            0,
+            name,
+            query,
+            records,
+            segmented=segments > 1,
+            rows_per_segment=per_segment,
+        )
+        self._add(
+            catalogue.job(
+                job_id, name, now, [batch], file_format=file_format.upper(), encrypted=encrypted
+            )
+        )
+        return job_id
 
     def forget_job(self, job_id: str) -> bool:
         """Purge a job as Zuora does after 180 days: from now on it is an unknown job."""
@@ -397,19 +439,11 @@ class Simulator:
             batch_status = job.statuses(now, self.batch_seconds)[1][ref.batch]
             if batch_status != "completed" or now - (job.created or now) > FILE_RETENTION:
                 return not_found("The requested file does not exist.")
-            start, stop = batch.segment_rows(ref.segment)
-            result = ResultFile(
-                file_id=file_id,
-                seed=batch.batch_id,
-                query=batch.query,
-                deleted=batch.deleted,
-                start=start,
-                stop=stop,
-                format=job.format,
-                encrypted=job.encrypted,
-                query_labels=job.use_query_labels,
-                with_deleted_rows=batch.has_deleted_rows,
-            )
+            labels = job.use_query_labels
+            result = _result_file(batch, file_id, job.format, job.encrypted, labels, ref.segment)
+        if result.csv_length > MAX_FILE_BYTES:
+            body = b"<security:max-object-size>2047MB</security:max-object-size>"
+            return raw_response(403, "application/xml", body)
         chunks, length = result.body()
         headers = [
             ("Content-Type", result.content_type),
@@ -441,6 +475,12 @@ class Simulator:
             return json_response(200, self._summary())
         if method == "GET" and route == "/catalogue":
             return json_response(200, catalogue.CATALOGUE)
+        if method == "POST" and route == "/jobs":
+            try:
+                job_id = self.add_job(**json.loads(body or b"{}"))
+            except (ValueError, TypeError) as error:
+                return json_response(400, {"error": str(error)})
+            return json_response(201, {"id": job_id})
         if method == "POST" and (match := re.fullmatch(r"/jobs/([^/]+)/forget", route)):
             return json_response(200, {"forgotten": self.forget_job(match[1])})
         return json_response(404, {"error": "No such control endpoint."})
@@ -485,3 +525,22 @@ def _delivered(body: Iterable[bytes], record: RecordedRequest) -> Iterator[bytes
         close = getattr(body, "close", None)
         if close is not None:
             close()
+        record.closed = True
+
+
+def _result_file(
+    batch: Any, file_id: str, file_format: str, encrypted: str, labels: bool, segment: int | None
+) -> ResultFile:
+    start, stop = batch.segment_rows(segment)
+    return ResultFile(
+        file_id=file_id,
+        seed=batch.batch_id,
+        query=batch.query,
+        deleted=batch.deleted,
+        start=start,
+        stop=stop,
+        format=file_format,
+        encrypted=encrypted,
+        query_labels=labels,
+        with_deleted_rows=batch.has_deleted_rows,
+    )

@@ -33,6 +33,7 @@ DELETED_NOT_ALLOWED_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000115"
 EXPIRED_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000116"
 PURGED_FILES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000117"
 FIFTY_BATCHES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000118"
+NOTES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000119"
 
 # A stateful session whose last completed job is INCREMENTAL_JOB_ID (after FULL_LOAD_JOB_ID).
 DEMO_PARTNER = "aquadash"
@@ -65,6 +66,8 @@ CATALOGUE: dict[str, str] = {
     EXPIRED_JOB_ID: "Completed 200 days ago: purged, answered as an unknown job.",
     PURGED_FILES_JOB_ID: "Completed 4 days ago: the job is there, its file is gone (404).",
     FIFTY_BATCHES_JOB_ID: "Completed with 50 batches, the most a job may have.",
+    NOTES_JOB_ID: "Completed; its file has quoted newlines, accents, numbers with leading zeros "
+    "or 18 digits, dates and timestamps: a test of CSV readers and spreadsheets.",
 }
 
 # Zuora's "Get Job Results" examples, byte for byte (the second keeps its odd spacing).
@@ -121,6 +124,10 @@ ACCOUNTS = "select Id, Name, Balance, Status, UpdatedDate from Account"
 INVOICE_ITEMS = (
     "select InvoiceItem.Id, Invoice.InvoiceNumber, InvoiceItem.ChargeAmount, Account.Name, "
     "InvoiceItem.UpdatedDate from InvoiceItem"
+)
+NOTES = (
+    "select Id, AccountNumber, Name, Notes, Balance, Reference, CreatedDate, EffectiveDate "
+    "from Account"
 )
 OBJECTS = [
     "Account",
@@ -234,6 +241,9 @@ def seed(now: float) -> list[Job]:
                   f"select Id, Name, CreatedDate from {OBJECTS[n % 10]}", n * 3)  # noqa: S608
             for n in range(50)
         ]),
+        job(NOTES_JOB_ID, "Accounts with notes", now - 2 * HOUR, [
+            batch(NOTES_JOB_ID, 0, "Accounts", NOTES, 240),
+        ]),
     ]  # fmt: skip
     return jobs
 
@@ -277,6 +287,7 @@ def batch(
     status: str | None = None,
     message: str = "",
     count_as_string: bool = False,
+    rows_per_segment: int = SEGMENT_ROWS,
 ) -> Batch:
     """A seeded batch; `None` leaves a field out, as some of Zuora's examples do."""
     echo: dict[str, Any] = {"name": name, "query": query, "batchType": batch_type}
@@ -288,12 +299,20 @@ def batch(
         echo["deleted"] = deleted
     batch_id = derived_id(job_id, "batch", number)
     if segmented:
-        count = max(1, -(-record_count // SEGMENT_ROWS))
+        count = max(1, -(-record_count // rows_per_segment))
         file_ids = [derived_id(batch_id, "segment", n) for n in range(count)]
     else:
         file_ids = [derived_id(batch_id, "file")]
     return Batch(
-        batch_id, echo, record_count, file_ids, segmented, status, message, count_as_string
+        batch_id,
+        echo,
+        record_count,
+        file_ids,
+        segmented,
+        status,
+        message,
+        count_as_string,
+        rows_per_segment,
     )
 
 

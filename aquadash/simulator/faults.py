@@ -32,6 +32,7 @@ KINDS = WRAPPING | {
     "unauthorized",
     "success_false",
     "redirect",
+    "file_body",
 }
 
 # The example value from Zuora's rate-limit guide.
@@ -112,6 +113,10 @@ def replacement(fault: Fault, job_id: str | None) -> Response:
             reason = {"code": params.get("code", 90000011), "message": "Authentication error"}
             body = {"success": False, "processId": process_id(), "reasons": [reason]}
             return json_response(200, body)
+        case "file_body":
+            body = params.get("body", b"")
+            data = body.encode() if isinstance(body, str) else bytes(body)
+            return raw_response(200, str(params.get("content_type", "text/csv")), data)
         case "redirect":
             location = str(params.get("location", "http://169.254.169.254/latest/meta-data/"))
             return raw_response(302, "text/html", b"", [("Location", location)])

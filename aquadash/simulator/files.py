@@ -23,6 +23,10 @@ _ARMOR_HEAD = (
 _ARMOR_TAIL = b"-----END PGP MESSAGE-----\n"
 _ARMOR_LINE = 57  # input bytes per 76-character base64 line
 
+# A column makes its values for rows [first, last) at once: a list comprehension per column is
+# several times faster than a call per cell, which matters for benchmarks of 1 GB downloads.
+Column = Callable[[int, int], list[str]]
+
 
 @dataclass(frozen=True)
 class ResultFile:
@@ -52,7 +56,7 @@ class ResultFile:
 
     def body(self) -> tuple[Iterator[bytes], int | None]:
         """The file's bytes and, when it can be known without making them, their length."""
-        chunks, length = self._csv(), self._csv_length()
+        chunks, length = self._csv(), self.csv_length
         if self.encrypted == "pgp":
             chunks, length = _armored(chunks), _armored_length(length)
         if self.format == "GZIP":
@@ -64,38 +68,67 @@ class ResultFile:
             return _zipped(chunks, member, length), None
         return chunks, length
 
-    def _columns(self) -> tuple[list[str], list[Callable[[int], str]]]:
+    @property
+    def csv_length(self) -> int:
+        """The CSV's size before any PGP or compression, computed without making any rows."""
+        # Every value has a fixed width except true/false flags, which are "true" only on rows
+        # ending in 9: so rows come in two lengths and the total needs no rows made.
+        _, columns = self._columns()
+        plain, nines = (len(_rows(columns, n, n + 1).encode()) for n in (0, 9))
+        nine_rows = self.stop // 10 - self.start // 10
+        return len(self._header()) + (self.stop - self.start) * plain + nine_rows * (nines - plain)
+
+    def _columns(self) -> tuple[list[str], list[Column]]:
         match = _SELECT.match(self.query)
         fields = [f.strip() for f in match["fields"].split(",")] if match else ["Id"]
         source = match["object"] if match else "Object"
         header = [_label(field, source, self.query_labels) for field in fields]
-        values = [_values(field, self.seed) for field in fields]
+        columns = [_values(field, self.seed) for field in fields]
         if self.deleted:
             header.append(str(self.deleted.get("column", "IsDeleted")))
-            values.append(_deleted_values(self.deleted, self.with_deleted_rows))
-        return header, values
+            columns.append(_deleted_values(self.deleted, self.with_deleted_rows))
+        return header, columns
 
     def _header(self) -> bytes:
         header, _ = self._columns()
         return (",".join(_quoted(name) for name in header) + "\n").encode()
 
-    def _row(self, values: list[Callable[[int], str]], row: int) -> str:
-        return ",".join([value(row) for value in values]) + "\n"
-
     def _csv(self) -> Iterator[bytes]:
-        _, values = self._columns()
+        _, columns = self._columns()
         yield self._header()
         for first in range(self.start, self.stop, CHUNK_ROWS):
-            last = min(self.stop, first + CHUNK_ROWS)
-            yield "".join([self._row(values, row) for row in range(first, last)]).encode()
+            yield _rows(columns, first, min(self.stop, first + CHUNK_ROWS)).encode()
 
-    def _csv_length(self) -> int:
-        # Every value has a fixed width except true/false flags, which are "true" only on rows
-        # ending in 9: so rows come in two lengths and the total needs no rows made.
-        _, values = self._columns()
-        plain, nines = len(self._row(values, 0)), len(self._row(values, 9))
-        nine_rows = self.stop // 10 - self.start // 10
-        return len(self._header()) + (self.stop - self.start) * plain + nine_rows * (nines - plain)
+
+def _rows(columns: list[Column], first: int, last: int) -> str:
+    if first >= last:
+        return ""
+    cells = zip(*(column(first, last) for column in columns), strict=True)
+    return "\n".join(map(",".join, cells)) + "\n"
+
+
+def _numbered(prefix: str, width: int, *, hexadecimal: bool = False, suffix: str = "") -> Column:
+    """Values that spell out the row number in `width` digits between `prefix` and `suffix`.
+
+    Formatting a number per cell is slow; the last three digits come from a table instead.
+    """
+    step, spec = (4096, "x") if hexadecimal else (1000, "d")
+    lows = [format(n, f"03{spec}") + suffix for n in range(step)]
+
+    def column(first: int, last: int) -> list[str]:
+        values: list[str] = []
+        for block in range(first - first % step, last, step):
+            head = prefix + format(block // step, f"0{width - 3}{spec}")
+            values += [head + low for low in lows[max(first, block) - block : last - block]]
+        return values
+
+    return column
+
+
+def _cycling(values: list[str]) -> Column:
+    """Values that repeat with the row number."""
+    period = len(values)
+    return lambda a, b: [values[i % period] for i in range(a, b)]
 
 
 def _quoted(name: str) -> str:
@@ -111,37 +144,40 @@ def _label(field: str, source: str, query_labels: bool) -> str:
     return f"{re.sub(r'(?<=[a-z])(?=[A-Z])', ' ', owner)}: {name}"
 
 
-def _values(field: str, seed: str) -> Callable[[int], str]:
+def _values(field: str, seed: str) -> Column:
     """Deterministic values for a column, guessed from its name; each has a fixed width."""
     leaf = field.rpartition(".")[2].strip().lower()
     if leaf.endswith("id"):
-        prefix = derived_id(seed, field)[:12]
-        return lambda i: f"{prefix}{i:020x}"
+        return _numbered(derived_id(seed, field)[:12], 20, hexadecimal=True)
     if "date" in leaf or "time" in leaf:
-        with_time = "time" in leaf or leaf in ("createddate", "updateddate")
-        if with_time:
-            return lambda i: f"20{15 + i % 10}-{i % 12 + 1:02d}-{i % 28 + 1:02d} {i % 24:02d}:00:00"
-        return lambda i: f"20{15 + i % 10}-{i % 12 + 1:02d}-{i % 28 + 1:02d}"
+        days = [f"20{15 + i % 10}-{i % 12 + 1:02d}-{i % 28 + 1:02d}" for i in range(840)]
+        if "time" in leaf or leaf in ("createddate", "updateddate"):
+            return _cycling([f"{day} {i % 24:02d}:00:00" for i, day in enumerate(days)])
+        return _cycling(days)
     if any(word in leaf for word in ("amount", "balance", "price", "total", "quantity", "tax")):
-        return lambda i: f"{(i * 37) % 90000 + 10000}.{i % 100:02d}"
+        return _cycling([f"{(i * 37) % 9000 + 1000}.{i % 100:02d}" for i in range(9000)])
     if leaf.endswith("year"):
-        return lambda i: str(2015 + i % 10)
+        return _cycling([str(2015 + i) for i in range(10)])
     if leaf.endswith("status"):
-        return lambda i: ("Active", "Closed")[i % 2]
+        return _cycling(["Active", "Closed"])
     if leaf.startswith("is"):
-        return lambda i: "true" if i % 10 == 9 else "false"
+        return _cycling(["false"] * 9 + ["true"])
+    if leaf.endswith("number"):  # leading zeros, as account and invoice numbers have
+        return _numbered("", 8)
+    if leaf.endswith("reference"):  # more digits than a spreadsheet number keeps
+        return _numbered("1", 17)
+    if leaf in ("notes", "description", "comments"):  # quoted: a comma, quotes and a newline
+        return _numbered('"Café n°', 8, suffix=', ""first"" line\nsecond line"')
     word = re.sub(r"[^A-Za-z0-9]", "", field.rpartition(".")[2])[:24] or "Value"
-    return lambda i: f"{word} {i:010d}"
+    return _numbered(word + " ", 10)
 
 
-def _deleted_values(deleted: dict[str, Any], with_deleted_rows: bool) -> Callable[[int], str]:
+def _deleted_values(deleted: dict[str, Any], with_deleted_rows: bool) -> Column:
     """The deleted-flag column; full loads never hold deleted rows (Zuora's docs)."""
     yes, no = (
         ("1", "0") if str(deleted.get("format", "")).lower() == "numeric" else ("true", "false")
     )
-    if not with_deleted_rows:
-        return lambda i: no
-    return lambda i: yes if i % 10 == 9 else no
+    return _cycling([no] * 9 + [yes if with_deleted_rows else no])
 
 
 def _armored(chunks: Iterator[bytes]) -> Iterator[bytes]:

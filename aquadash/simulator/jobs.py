@@ -39,6 +39,7 @@ class Batch:
     status: str | None = None  # fixed status; None follows the job's clock
     message: str = ""
     count_as_string: bool = False  # older tenants send recordCount as "1234"
+    rows_per_segment: int = SEGMENT_ROWS
 
     @property
     def query(self) -> str:
@@ -60,8 +61,8 @@ class Batch:
         """The slice [start, stop) of the result rows held by one file."""
         if segment is None:
             return 0, self.record_count
-        start = segment * SEGMENT_ROWS
-        return start, min(self.record_count, start + SEGMENT_ROWS)
+        start = segment * self.rows_per_segment
+        return start, min(self.record_count, start + self.rows_per_segment)
 
 
 @dataclass
