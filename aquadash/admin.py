@@ -11,7 +11,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from aquadash.models import JobSnapshot, Lookup, Tenant
+from aquadash.models import Download, JobSnapshot, Lookup, RecordCount, Tenant
 
 admin.site.site_header = "aquadash administration"
 admin.site.site_title = "aquadash admin"
@@ -167,3 +167,19 @@ class JobSnapshotAdmin(ReadOnlyAdmin):
     list_filter = ["tenant", "status"]
     search_fields = ["job_id", "name"]
     date_hierarchy = "last_fetched_at"
+
+
+@admin.register(Download)
+class DownloadAdmin(ReadOnlyAdmin):
+    list_display = ["started_at", "username", "tenant", "job_id", "kind", "variant", "file_id",
+                    "bytes_sent", "records_counted", "outcome"]  # fmt: skip
+    list_filter = ["tenant", "kind", "outcome", "started_at"]
+    search_fields = ["job_id", "file_id", "batch_id", "username"]
+    date_hierarchy = "started_at"
+
+
+@admin.register(RecordCount)
+class RecordCountAdmin(ReadOnlyAdmin):
+    list_display = ["checked_at", "tenant", "job_id", "batch_id", "counted", "expected"]
+    list_filter = ["tenant"]
+    search_fields = ["job_id", "batch_id"]

@@ -23,7 +23,6 @@ from aquadash.shared_cache import shared_cache
 logger = logging.getLogger(__name__)
 
 RETENTION = timedelta(days=180)
-FILE_RETENTION = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -189,7 +188,8 @@ class JobFacts:
     incremental_time: datetime | None
     deleted_on: datetime | None  # Zuora deletes jobs 180 days after creation
     days_until_deleted: int | None
-    files_expire_at: datetime | None  # result files go 3 days after completion
+    files_expire_at: datetime | None  # Zuora purges result files a few days after completion
+    file_retention_days: int
     batches_done: int
     batches_total: int
     total_records: int
@@ -225,13 +225,14 @@ def describe(state: JobState, tenant: Tenant) -> JobFacts:
         if job.status == "completed":
             # Zuora does not report when a job completed; queries run for at most 3 hours, so
             # counting from the start is the earliest the files can go.
-            files_expire_at = started_at + FILE_RETENTION
+            files_expire_at = started_at + timedelta(days=settings.AQUADASH_FILE_RETENTION_DAYS)
     return JobFacts(
         started_at=started_at,
         incremental_time=job.incremental_time.astimezone(zone) if job.incremental_time else None,
         deleted_on=deleted_on,
         days_until_deleted=(deleted_on - timezone.now()).days if deleted_on else None,
         files_expire_at=files_expire_at,
+        file_retention_days=settings.AQUADASH_FILE_RETENTION_DAYS,
         batches_done=sum(batch.is_final for batch in job.batches),
         batches_total=len(job.batches),
         total_records=sum(batch.record_count or 0 for batch in job.batches),

@@ -297,3 +297,107 @@ class Lookup(models.Model):
             job_status=job.status[:32] if job else "",
             outcome=outcome,
         )
+
+
+class Download(models.Model):
+    """Who fetched which result data, when, how much of it and how it ended: the download and
+    preview audit trail, written when a download starts and completed when it ends."""
+
+    class Kind(models.TextChoices):
+        FILE = "file", "result file"
+        BATCH = "batch", "whole batch"
+        JOB = "job", "whole job (zip)"
+        PREVIEW = "preview", "preview"
+
+    class Outcome(models.TextChoices):
+        STARTED = "started", "started"  # still streaming, or the server died mid-way
+        COMPLETE = "complete", "complete"
+        MISMATCH = "mismatch", "complete, but the record count does not match"
+        BROKEN = "broken", "broken off: Zuora's stream failed"
+        CANCELLED = "cancelled", "cancelled by the browser"
+        FAILED = "failed", "failed before it started"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="downloads"
+    )
+    username = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="downloads")
+    job_id = models.CharField(max_length=32)
+    batch_id = models.CharField(max_length=32, blank=True)
+    file_id = models.CharField(max_length=32, blank=True, help_text="Blank for a whole batch.")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    variant = models.CharField(
+        max_length=10, blank=True, help_text="Blank for the file as Zuora made it."
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    bytes_sent = models.BigIntegerField(default=0)
+    records_counted = models.BigIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.STARTED)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "job_id", "-started_at"], name="download_job")]
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.get_kind_display()} of job {self.job_id}"
+
+    @classmethod
+    def start(
+        cls,
+        user: AbstractBaseUser,
+        tenant: Tenant,
+        job_id: str,
+        *,
+        kind: str,
+        batch_id: str = "",
+        file_id: str = "",
+        variant: str = "",
+    ) -> "Download":
+        return cls.objects.create(
+            user=user,
+            username=user.get_username(),
+            tenant=tenant,
+            job_id=job_id,
+            batch_id=batch_id,
+            file_id=file_id,
+            kind=kind,
+            variant=variant,
+        )
+
+    def finish(self, outcome: str, *, detail: str = "", records: int | None = None) -> None:
+        self.outcome, self.detail = outcome, detail[:500]
+        self.records_counted = records
+        self.finished_at = timezone.now()
+        self.save(
+            update_fields=["outcome", "detail", "records_counted", "finished_at", "bytes_sent"]
+        )
+
+
+class RecordCount(models.Model):
+    """The records aquadash counted in a batch's whole result, against Zuora's recordCount.
+
+    Zuora itself calls a difference a RECORD COUNT MISMATCH; the latest count is kept.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    job_id = models.CharField(max_length=32)
+    batch_id = models.CharField(max_length=32)
+    counted = models.BigIntegerField()
+    expected = models.BigIntegerField(null=True, help_text="Zuora's recordCount for the batch.")
+    checked_at = models.DateTimeField()
+    download = models.ForeignKey(Download, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "job_id", "batch_id"], name="one_count_per_batch"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.counted:,} records counted in batch {self.batch_id}"
+
+    @property
+    def matches(self) -> bool:
+        return self.expected is None or self.counted == self.expected

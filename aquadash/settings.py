@@ -279,6 +279,9 @@ AQUADASH_ENCRYPTION_KEYS = fernet_keys(
 )
 # How often a page watching a running job refreshes, and so how often Zuora is asked about it.
 AQUADASH_POLL_SECONDS = envint("AQUADASH_POLL_SECONDS", 5)
+# Zuora purges result files this many days after a job completes ("Get results files" in its
+# AQuA documentation says 3); older jobs' download links warn before anyone clicks.
+AQUADASH_FILE_RETENTION_DAYS = envint("AQUADASH_FILE_RETENTION_DAYS", 3)
 
 # Error reports by e-mail when ADMINS is set (comma-separated addresses). Reports and log lines
 # pass through filters that hide secrets, tokens and Authorization values.

@@ -28,6 +28,23 @@ tenant_urls = [
         views.batch_segments,
         name="batch_segments",
     ),
+    path(
+        "jobs/<zuora_id:job_id>/batches/<zuora_id:batch_id>/segments.txt",
+        views.segments_text,
+        name="segments_text",
+    ),
+    path(
+        "jobs/<zuora_id:job_id>/batches/<zuora_id:batch_id>/download",
+        views.batch_download,
+        name="batch_download",
+    ),
+    path("jobs/<zuora_id:job_id>/files/<zuora_id:file_id>", views.file_download, name="file"),
+    path(
+        "jobs/<zuora_id:job_id>/files/<zuora_id:file_id>/preview",
+        views.file_preview,
+        name="file_preview",
+    ),
+    path("jobs/<zuora_id:job_id>/download.zip", views.job_download, name="job_download"),
     path("last-completed/", views.last_completed, name="last_completed"),
 ]
 

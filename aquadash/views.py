@@ -1,24 +1,35 @@
 import json
 import re
+import tempfile
+from collections.abc import Iterator
+from typing import IO
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
-from aquadash import jobs, zuora
+from aquadash import downloads, jobs, results, zuora
 from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
-from aquadash.models import JobSnapshot, Lookup, Tenant
+from aquadash.models import Download, JobSnapshot, Lookup, RecordCount, Tenant
 
 
 @require_GET
@@ -93,6 +104,17 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         "poll_seconds": jobs.poll_seconds(failures, state.error),
         "failures": failures,
         "curl": jobs.curl_command(tenant, state.job.id),
+        "has_files": any(batch.file_ids for batch in state.job.batches),
+        "pgp": state.job.encrypted.lower() == "pgp",
+        "file_extension": downloads.extension(state.job),
+        "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
+        "counts": {
+            count.batch_id: count
+            for count in RecordCount.objects.filter(tenant=tenant, job_id=state.job.id)
+        },
+        "downloads": Download.objects.filter(tenant=tenant, job_id=state.job.id).order_by(
+            "-started_at"
+        )[:20],
     }
     template = "job.html#live" if polling else "job.html"
     with timezone.override(tenant.zoneinfo):  # every time on the page in the tenant's zone
@@ -111,7 +133,7 @@ def job_raw(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         content_type="application/json; charset=utf-8",
     )
     if "download" in request.GET:
-        response["Content-Disposition"] = f'attachment; filename="aqua-job-{snapshot.job_id}.json"'
+        _as_attachment(response, f"aqua-job-{snapshot.job_id}.json")
     add_never_cache_headers(response)
     return response
 
@@ -121,14 +143,177 @@ def job_raw(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
 def batch_segments(
     request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
 ) -> HttpResponse:
-    snapshot = _snapshot_or_404(tenant, job_id)
-    job = snapshot.job()
-    batch = next((b for b in job.batches if b.batch_id == batch_id), None)
-    if batch is None:
-        raise Http404("No such batch in this job.")
+    job, batch = _job_and_batch(tenant, job_id, batch_id)
     page = Paginator(batch.segments, 500).get_page(request.GET.get("page"))
     context = {"tenant": tenant, "job": job, "batch": batch, "page": page}
     return render(request, "segments.html", context)
+
+
+@require_GET
+@tenant_required
+def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str) -> HttpResponse:
+    """Every segment ID of a batch, one per line, for other tools."""
+    job, batch = _job_and_batch(tenant, job_id, batch_id)
+    response = HttpResponse(downloads.segment_list(batch), content_type="text/plain; charset=utf-8")
+    return _as_attachment(response, downloads.file_name(job, batch, suffix="-segments.txt"))
+
+
+@require_GET
+@tenant_required
+def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
+    """One result file, streamed from Zuora as it comes: as Zuora made it, or ready for Excel."""
+    job = _snapshot_or_404(tenant, job_id).job()
+    part = downloads.listed_files(job).get(file_id)
+    if part is None:
+        raise Http404("This job lists no such result file.")
+    variant = _variant(request, job)
+    download = Download.start(
+        request.user,
+        tenant,
+        job.id,
+        kind=Download.Kind.FILE,
+        batch_id=part.batch.batch_id,
+        file_id=file_id,
+        variant=variant,
+    )
+    try:
+        result = downloads.open_file(tenant, file_id)
+    except zuora.ZuoraError as exc:
+        download.finish(Download.Outcome.FAILED, detail=exc.message)
+        return _error_page(request, tenant, exc, job_id=job.id)
+    name = downloads.file_name(job, part.batch, part=part.number, of=part.of)
+    whole_batch = part.batch if part.number == 0 else None  # a segment is part of a count
+    if variant:
+        csv_chunks = downloads.decoded(result, job.format)
+        return _csv_download(
+            request,
+            tenant,
+            job,
+            download,
+            csv_chunks,
+            name=name,
+            variant=variant,
+            whole_batch=whole_batch,
+        )
+    if job.encrypted.lower() == "pgp":  # encrypted to the tenant's key: nothing to count
+        chunks = downloads.closing(result)
+        response = StreamingHttpResponse(downloads.recorded(download, chunks))
+    else:
+        counter, decoder = results.RecordCounter(), results.decoder(job.format)
+
+        def count(chunk: bytes) -> None:
+            for piece in decoder.feed(chunk):
+                counter.feed(piece)
+
+        def complete() -> tuple[str, str, int | None]:
+            decoder.finish()  # a gzip or zip cut short fails here, before the last byte
+            return _counted(download, tenant, job, whole_batch, counter.records)
+
+        chunks = downloads.recorded(
+            download, downloads.closing(result), counter=count, on_complete=complete
+        )
+        response = StreamingHttpResponse(chunks)
+    if result.length is not None:
+        response["Content-Length"] = str(result.length)
+    return _as_download(response, name + downloads.extension(job))
+
+
+@require_GET
+@tenant_required
+def batch_download(
+    request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
+) -> HttpResponse:
+    """All of a batch's segments, in order, as one CSV with one header row."""
+    job, batch = _job_and_batch(tenant, job_id, batch_id)
+    if not batch.file_ids:
+        raise Http404("This batch has no result files (yet).")
+    if job.encrypted.lower() == "pgp":
+        return _error_page(
+            request,
+            tenant,
+            downloads.NotDownloadable(
+                "This job's results are encrypted with the tenant's PGP key, so aquadash cannot "
+                "join or convert them. Download the parts one by one and decrypt each."
+            ),
+            job_id=job.id,
+        )
+    variant = _variant(request, job)
+    download = Download.start(
+        request.user,
+        tenant,
+        job.id,
+        kind=Download.Kind.BATCH,
+        batch_id=batch.batch_id,
+        variant=variant,
+    )
+    try:  # the first part before answering: a purged file is a page, not a broken download
+        first = downloads.open_file(tenant, batch.file_ids[0])
+    except zuora.ZuoraError as exc:
+        download.finish(Download.Outcome.FAILED, detail=exc.message)
+        return _error_page(request, tenant, exc, job_id=job.id)
+    csv_chunks = results.joined(downloads.open_parts(tenant, job, batch, first=first))
+    return _csv_download(
+        request,
+        tenant,
+        job,
+        download,
+        csv_chunks,
+        name=downloads.file_name(job, batch),
+        variant=variant or "csv",
+        whole_batch=batch,
+    )
+
+
+@require_GET
+@tenant_required
+def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
+    """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
+    job = _snapshot_or_404(tenant, job_id).job()
+    batches = [batch for batch in job.batches if batch.file_ids]
+    if not batches:
+        raise Http404("This job has no result files (yet).")
+    download = Download.start(request.user, tenant, job.id, kind=Download.Kind.JOB)
+    try:
+        first = downloads.open_file(tenant, batches[0].file_ids[0])
+    except zuora.ZuoraError as exc:
+        download.finish(Download.Outcome.FAILED, detail=exc.message)
+        return _error_page(request, tenant, exc, job_id=job.id)
+    members = downloads.job_members(tenant, job, batches, download, first=first)
+    response = StreamingHttpResponse(downloads.recorded(download, results.zipped(members)))
+    return _as_download(response, downloads.file_name(job, suffix=".zip"))
+
+
+@require_GET
+@tenant_required
+def file_preview(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
+    """The header and first rows of a result file; reads no more of it than that."""
+    job = _snapshot_or_404(tenant, job_id).job()
+    part = downloads.listed_files(job).get(file_id)
+    if part is None:
+        raise Http404("This job lists no such result file.")
+    context = {"tenant": tenant, "job": job, "batch": part.batch, "part": part, "file_id": file_id}
+    status = 200
+    if job.encrypted.lower() != "pgp":
+        download = Download.start(
+            request.user,
+            tenant,
+            job.id,
+            kind=Download.Kind.PREVIEW,
+            batch_id=part.batch.batch_id,
+            file_id=file_id,
+        )
+        try:
+            with downloads.open_file(tenant, file_id) as result:
+                context["preview"] = results.preview(results.decoded(result.chunks(), job.format))
+        except (zuora.ZuoraError, results.ResultUnreadable) as exc:
+            context["error"] = exc
+            status = getattr(exc, "http_status", 502)
+            download.finish(Download.Outcome.FAILED, detail=str(exc))
+        else:
+            download.finish(Download.Outcome.COMPLETE, records=len(context["preview"].rows))
+    if request.htmx:  # htmx swaps only 2xx answers; the fragment itself says what went wrong
+        return render(request, "preview.html#preview", context)
+    return render(request, "preview.html", context, status=status)
 
 
 @require_GET
@@ -186,6 +371,112 @@ def _snapshot_or_404(tenant: Tenant, job_id: str) -> JobSnapshot:
     return snapshot
 
 
+def _job_and_batch(tenant: Tenant, job_id: str, batch_id: str) -> tuple[zuora.Job, zuora.Batch]:
+    job = _snapshot_or_404(tenant, job_id).job()
+    batch = next((b for b in job.batches if b.batch_id == batch_id), None)
+    if batch is None:
+        raise Http404("No such batch in this job.")
+    return job, batch
+
+
+def _variant(request: HttpRequest, job: zuora.Job) -> str:
+    """`?as=`: nothing for the file as Zuora made it, `excel` for CSV with a byte-order mark,
+    `xlsx` for a workbook. Encrypted results can only be had as they are."""
+    variant = request.GET.get("as", "")
+    if variant not in ("", "csv", "excel", "xlsx"):
+        raise Http404("No such download format.")
+    if variant and job.encrypted.lower() == "pgp":
+        raise Http404("Encrypted results can only be downloaded as Zuora made them.")
+    return variant
+
+
+def _csv_download(
+    request: HttpRequest,
+    tenant: Tenant,
+    job: zuora.Job,
+    download: Download,
+    csv_chunks: Iterator[bytes],
+    *,
+    name: str,
+    variant: str,
+    whole_batch: zuora.Batch | None,
+) -> HttpResponseBase:
+    """A result as CSV (`csv`), CSV for Excel (`excel`) or a workbook (`xlsx`), counted."""
+    if variant == "xlsx":
+        return _xlsx_download(
+            request, tenant, job, download, csv_chunks, name=name, whole_batch=whole_batch
+        )
+    counter = results.RecordCounter()
+
+    def complete() -> tuple[str, str, int | None]:
+        return _counted(download, tenant, job, whole_batch, counter.records)
+
+    if variant == "excel":
+        csv_chunks, name = results.with_bom(csv_chunks), name + "-excel"
+    chunks = downloads.recorded(download, csv_chunks, counter=counter.feed, on_complete=complete)
+    return _as_download(StreamingHttpResponse(chunks), name + ".csv")
+
+
+def _xlsx_download(
+    request: HttpRequest,
+    tenant: Tenant,
+    job: zuora.Job,
+    download: Download,
+    csv_chunks: Iterator[bytes],
+    *,
+    name: str,
+    whole_batch: zuora.Batch | None,
+) -> HttpResponseBase:
+    """A workbook is a zip whose parts are written at its end, so it is made in a temporary
+    file first (XlsxWriter's constant-memory mode) and then streamed with its length."""
+    workbook: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115  # closed by the stream
+    try:
+        sheet = whole_batch.name if whole_batch else "Results"
+        records = results.write_xlsx(results.csv_rows(csv_chunks), workbook, sheet=sheet)
+    except (zuora.ZuoraError, results.ResultUnreadable) as exc:
+        workbook.close()
+        download.finish(Download.Outcome.FAILED, detail=str(exc))
+        error = (
+            exc
+            if isinstance(exc, zuora.ZuoraError)
+            else downloads.NotDownloadable(
+                f"aquadash could not make a workbook of this result: {exc}."
+            )
+        )
+        return _error_page(request, tenant, error, job_id=job.id)
+    outcome = _counted(download, tenant, job, whole_batch, records)
+    size = workbook.tell()
+    workbook.seek(0)
+    chunks = downloads.recorded(
+        download, downloads.file_chunks(workbook), on_complete=lambda: outcome
+    )
+    response = StreamingHttpResponse(chunks)
+    response["Content-Length"] = str(size)
+    return _as_download(response, name + ".xlsx")
+
+
+def _counted(
+    download: Download, tenant: Tenant, job: zuora.Job, batch: zuora.Batch | None, records: int
+) -> tuple[str, str, int | None]:
+    """A download's outcome once its records are counted: checked against Zuora's count when
+    it held a whole batch."""
+    if batch is None:
+        return Download.Outcome.COMPLETE, "", records
+    return downloads.check_count(download, tenant, job, batch, records)
+
+
+def _as_download(response: HttpResponseBase, filename: str) -> HttpResponseBase:
+    response["Content-Type"] = downloads.content_type(filename)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return _as_attachment(response, filename)
+
+
+def _as_attachment(response: HttpResponseBase, filename: str) -> HttpResponseBase:
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
+
+
 def _search(query: str) -> Q:
     """A pasted job address, the start of a job ID (8 or more hexadecimal characters), or words
     that all appear in the job's name.
@@ -213,6 +504,12 @@ def _error_title(exc: zuora.ZuoraError, job_id: str) -> str:
         return "Zuora is not answering"
     if isinstance(exc, zuora.CredentialsRejected | CredentialUnreadable):
         return "Zuora credentials problem"
+    if isinstance(exc, zuora.FileNotFound):
+        return "Result file purged by Zuora"
+    if isinstance(exc, zuora.FileTooLarge):
+        return "Result file too large for Zuora"
+    if isinstance(exc, downloads.NotDownloadable):
+        return "Cannot download it that way"
     return "Zuora's answer could not be used"
 
 

@@ -103,6 +103,11 @@ class FileNotFound(ZuoraError):
     summary = "file deleted by Zuora"
 
 
+class FileTooLarge(ZuoraError):
+    http_status = 502
+    summary = "file over Zuora's size limit"
+
+
 class CredentialsRejected(ZuoraError):
     http_status = 502
     summary = "credentials rejected"
@@ -344,6 +349,11 @@ class ResultFile:
     def content_type(self) -> str:
         return self.response.headers.get("Content-Type", "application/octet-stream")
 
+    @property
+    def length(self) -> int | None:
+        """The file's size in bytes, when Zuora said it."""
+        return _whole_number(self.response.headers.get("Content-Length", ""))
+
     def chunks(self, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
         # decode_content=False: a gzip result is passed through as the gzip file Zuora made.
         try:
@@ -364,24 +374,29 @@ class ResultFile:
         self.close()
 
 
-def open_file(conn: Connection, *, file_id: str) -> ResultFile:
+def open_file(conn: Connection, *, file_id: str, retention_days: int = 3) -> ResultFile:
+    """Start downloading a result file; Zuora purges them `retention_days` after completion."""
     file_id = check_id(file_id, what="file")
     deadline = _deadline(conn)
     response, track_id = _call(conn, "GET", f"/v1/files/{file_id}", deadline=deadline, accept="*/*")
     if response.status_code == 404:
         response.close()
         raise FileNotFound(
-            "Zuora no longer has this result file: it deletes result files 3 days after "
-            "the job completes.",
+            f"Zuora no longer has this result file: Zuora purges result files {retention_days} "
+            "days after the job completes. Rerun the query to get the data again.",
             track_id=track_id,
         )
     if response.status_code != 200:
-        try:
-            _raise_for_response(
-                conn, response, _read_json_body(response, track_id, deadline), track_id
+        with response:
+            body = _read_body(response, track_id, deadline)
+        if response.status_code == 403 and b"max-object-size" in body:
+            raise FileTooLarge(
+                "Zuora refuses to serve this result file because it is larger than 2,047 MB, "
+                "Zuora's limit for one file. Rerun the query split into smaller parts (by date "
+                "range, say), or ask Zuora support to turn on file segmentation.",
+                track_id=track_id,
             )
-        finally:
-            response.close()
+        _raise_for_response(conn, response, _parse_json(response, body, track_id), track_id)
     return ResultFile(response=response, track_id=track_id)
 
 
@@ -785,7 +800,12 @@ def _send(
 
 
 def _read_json_body(response: requests.Response, track_id: str, deadline: float) -> Any:
-    """Read at most MAX_JSON_BYTES (after decompression) and parse it; None if not JSON.
+    """Read at most MAX_JSON_BYTES (after decompression) and parse it; None if not JSON."""
+    return _parse_json(response, _read_body(response, track_id, deadline), track_id)
+
+
+def _read_body(response: requests.Response, track_id: str, deadline: float) -> bytes:
+    """Read at most MAX_JSON_BYTES, after decompression.
 
     read1 returns whatever has arrived, so the operation's deadline also stops a server that
     drips one byte at a time just inside the read timeout.
@@ -803,6 +823,10 @@ def _read_json_body(response: requests.Response, track_id: str, deadline: float)
                 )
     except (urllib3.exceptions.HTTPError, OSError):
         raise _unreadable("the answer broke off before its end", track_id) from None
+    return bytes(body)
+
+
+def _parse_json(response: requests.Response, body: bytes, track_id: str) -> Any:
     content_type = response.headers.get("Content-Type", "")
     if "json" not in content_type and response.status_code == 200:
         raise _unreadable("a web page instead of data", track_id)

@@ -8,6 +8,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
+from aquadash.models import Download
+
 register = template.Library()
 
 BADGE_TONES = {
@@ -26,6 +28,23 @@ BADGE_TONES = {
 def status_badge(status: str) -> str:
     tone = BADGE_TONES.get(status, "muted")
     return format_html('<span class="badge badge-{}">{}</span>', tone, status or "unknown")
+
+
+OUTCOME_TONES = {"complete": "ok", "mismatch": "bad", "broken": "bad", "failed": "bad"}
+
+
+@register.filter
+def download_outcome(outcome: str) -> str:
+    """A download's outcome as a badge, in words (colour is never the only signal)."""
+    label = Download.Outcome(outcome).label if outcome in Download.Outcome.values else outcome
+    return format_html(
+        '<span class="badge badge-{}">{}</span>', OUTCOME_TONES.get(outcome, "muted"), label
+    )
+
+
+@register.filter
+def get_item(mapping: dict, key: str) -> object:
+    return mapping.get(key)
 
 
 @register.filter

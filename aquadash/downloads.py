@@ -1,0 +1,234 @@
+"""A job's result data for the browser: which files it lists, what they are called, and streams
+from Zuora that are counted and recorded while they pass through.
+
+A download view checks the tenant, finds the file or batch in the job aquadash stored (so no ID
+the job does not list ever reaches Zuora), opens the first file before answering (so a purged
+file is a page, not a broken download) and hands `recorded` the rest.
+"""
+
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from django.utils import timezone
+
+from aquadash import results, zuora
+from aquadash.models import Download, RecordCount, Tenant
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPES = {
+    ".csv": "text/csv; charset=utf-8",
+    ".gz": "application/gzip",
+    ".zip": "application/zip",
+    ".pgp": "application/octet-stream",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+class NotDownloadable(zuora.ZuoraError):
+    """Something the job's own data rules out, such as joining encrypted parts."""
+
+    http_status = 409
+    summary = "not downloadable"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One result file a job lists: a batch's file, or one of its segments."""
+
+    batch: zuora.Batch
+    number: int  # 1-based among the batch's segments; 0 for a batch's single file
+    of: int
+
+
+def listed_files(job: zuora.Job) -> dict[str, Part]:
+    """Every file ID the job lists, and where: the only IDs a download may ask Zuora for."""
+    files = {}
+    for batch in job.batches:
+        if batch.file_id:
+            files[batch.file_id.lower()] = Part(batch, 0, 1)
+        for number, segment in enumerate(batch.segments, start=1):
+            files[segment.lower()] = Part(batch, number, len(batch.segments))
+    return files
+
+
+def extension(job: zuora.Job, *, decoded: bool = False) -> str:
+    """`.csv`, `.csv.gz`, `.zip` or with `.pgp`, as Zuora makes the file; `decoded`: as CSV."""
+    pgp = ".pgp" if job.encrypted.lower() == "pgp" else ""
+    if decoded:
+        return ".csv" + pgp
+    return {"GZIP": f".csv{pgp}.gz", "ZIP": ".zip"}.get(job.format.upper(), f".csv{pgp}")
+
+
+def content_type(filename: str) -> str:
+    """Only types from our own list; nothing a browser might run."""
+    return CONTENT_TYPES.get("." + filename.rsplit(".", 1)[-1], "application/octet-stream")
+
+
+def file_name(
+    job: zuora.Job,
+    batch: zuora.Batch | None = None,
+    *,
+    part: int = 0,
+    of: int = 0,
+    suffix: str = "",
+) -> str:
+    """`Nightly-export-Account.csv`, `...-part-003-of-012.csv.gz`: from names people gave, made
+    safe for every file system and header."""
+    words = [job.name or f"aqua-job-{job.id}"]
+    if batch is not None:
+        words.append(batch.name or batch.batch_id)
+    stem = "-".join(filter(None, (_safe(word) for word in words))) or f"aqua-job-{job.id}"
+    if part:
+        width = max(3, len(str(of)))
+        stem += f"-part-{part:0{width}d}-of-{of:0{width}d}"
+    return stem[:150] + suffix
+
+
+def _safe(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(c if c.isprintable() else " " for c in text)
+    text = re.sub(r'[\\/:*?"<>|;,=\s]+', "-", text)  # separators, quotes, header delimiters
+    return text.strip("-. ")[:80]
+
+
+def open_file(tenant: Tenant, file_id: str) -> zuora.ResultFile:
+    return zuora.open_file(
+        tenant.zuora_connection(),
+        file_id=file_id,
+        retention_days=settings.AQUADASH_FILE_RETENTION_DAYS,
+    )
+
+
+def open_parts(
+    tenant: Tenant, job: zuora.Job, batch: zuora.Batch, *, first: zuora.ResultFile
+) -> Iterator[Iterator[bytes]]:
+    """Each of the batch's files as CSV, the first already open, the others opened in turn."""
+    for index, file_id in enumerate(batch.file_ids):
+        yield decoded(first if index == 0 else open_file(tenant, file_id), job.format)
+
+
+def closing(result: zuora.ResultFile) -> Iterator[bytes]:
+    """The file's bytes as Zuora sends them; Zuora's stream is closed however this ends."""
+    with result:
+        yield from result.chunks()
+
+
+def decoded(result: zuora.ResultFile, file_format: str) -> Iterator[bytes]:
+    """The file as CSV, unpacked from gzip or zip as it streams."""
+    with result:
+        yield from results.decoded(result.chunks(), file_format)
+
+
+def file_chunks(file: IO[bytes]) -> Iterator[bytes]:
+    with file:
+        while chunk := file.read(results.PIECE):
+            yield chunk
+
+
+def job_members(
+    tenant: Tenant,
+    job: zuora.Job,
+    batches: list[zuora.Batch],
+    download: Download,
+    *,
+    first: zuora.ResultFile,
+) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """The files of a whole-job zip: each batch as one CSV with its count checked, or, for an
+    encrypted job, every part as Zuora made it."""
+    opened: zuora.ResultFile | None = first
+    for batch in batches:
+        if job.encrypted.lower() == "pgp":
+            for number, file_id in enumerate(batch.file_ids, start=1):
+                result = opened or open_file(tenant, file_id)
+                opened = None
+                of = len(batch.file_ids) if batch.segments else 0
+                name = file_name(job, batch, part=number if of else 0, of=of)
+                yield name + extension(job), closing(result)
+            continue
+        parts = open_parts(tenant, job, batch, first=opened or open_file(tenant, batch.file_ids[0]))
+        opened = None
+        yield (
+            file_name(job, batch, suffix=".csv"),
+            _checked(download, tenant, job, batch, results.joined(parts)),
+        )
+
+
+def _checked(
+    download: Download, tenant: Tenant, job: zuora.Job, batch: zuora.Batch, chunks: Iterator[bytes]
+) -> Iterator[bytes]:
+    counter = results.RecordCounter()
+    for chunk in chunks:
+        counter.feed(chunk)
+        yield chunk
+    check_count(download, tenant, job, batch, counter.records)
+
+
+def recorded(
+    download: Download,
+    chunks: Iterable[bytes],
+    *,
+    counter: Callable[[bytes], None] | None = None,
+    on_complete: Callable[[], tuple[str, str, int | None]] | None = None,
+) -> Iterator[bytes]:
+    """Pass the chunks to the browser, noting bytes sent and how the download ended.
+
+    A stream that breaks is re-raised, so the server drops the connection and the browser marks
+    the download failed instead of saving a short file that looks whole. A browser that leaves
+    closes this generator, which closes Zuora's stream on its way out.
+    """
+    outcome, detail, records = Download.Outcome.STARTED, "", None
+    try:
+        for chunk in chunks:
+            if counter is not None:
+                counter(chunk)
+            download.bytes_sent += len(chunk)
+            yield chunk
+        outcome, detail, records = (
+            on_complete() if on_complete else (Download.Outcome.COMPLETE, "", None)
+        )
+    except GeneratorExit:
+        outcome = Download.Outcome.CANCELLED
+        raise
+    except (zuora.ZuoraError, results.ResultUnreadable) as exc:
+        outcome, detail = Download.Outcome.BROKEN, str(exc)
+        logger.warning(
+            "Download %s broke off after %s bytes: %s", download.pk, download.bytes_sent, exc
+        )
+        raise
+    finally:
+        download.finish(outcome, detail=detail, records=records)
+
+
+def check_count(
+    download: Download, tenant: Tenant, job: zuora.Job, batch: zuora.Batch, counted: int
+) -> tuple[str, str, int]:
+    """Store the count of a whole batch and compare it with Zuora's recordCount."""
+    RecordCount.objects.update_or_create(
+        tenant=tenant,
+        job_id=job.id,
+        batch_id=batch.batch_id,
+        defaults={
+            "counted": counted,
+            "expected": batch.record_count,
+            "checked_at": timezone.now(),
+            "download": download,
+        },
+    )
+    if batch.record_count is not None and counted != batch.record_count:
+        detail = (
+            f"RECORD COUNT MISMATCH: Zuora reported {batch.record_count:,} records, "
+            f"the file holds {counted:,}"
+        )
+        return Download.Outcome.MISMATCH, detail, counted
+    return Download.Outcome.COMPLETE, "", counted
+
+
+def segment_list(batch: zuora.Batch) -> str:
+    return "".join(f"{segment}\n" for segment in batch.segments)

@@ -1,0 +1,180 @@
+"""Result files as bytes: decoding, joining, counting, previewing and Excel output."""
+
+import csv
+import gzip
+import io
+import zipfile
+from datetime import date, datetime
+
+import openpyxl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aquadash import results
+
+
+def fed(counter: results.RecordCounter, data: bytes, cuts: list[int]) -> int:
+    start = 0
+    for cut in [*sorted(cuts), len(data)]:
+        counter.feed(data[start:cut])
+        start = cut
+    return counter.records
+
+
+def count(data: bytes, cuts: tuple[int, ...] = ()) -> int:
+    return fed(results.RecordCounter(), data, list(cuts))
+
+
+def reader_records(text: str) -> int:
+    return max(0, len(list(csv.reader(io.StringIO(text, newline="")))) - 1)
+
+
+CSV_TEXT = st.text(alphabet=["a", "é", ",", '"', "\n", "\r", "\x00", " "], max_size=40)
+
+
+@given(text=CSV_TEXT, cuts=st.lists(st.integers(min_value=0, max_value=80), max_size=4))
+def test_records_are_counted_as_pythons_csv_reader_reads_them(text, cuts):
+    data = text.encode()
+
+    assert count(data, tuple(c for c in cuts if c <= len(data))) == reader_records(text)
+
+
+@pytest.mark.parametrize(
+    ("data", "records"),
+    [
+        (b'Id,Notes\n1,"two\nlines"\n2,plain\n', 2),  # a quoted newline is not a record
+        (b"Id,Name\n1,a\x00b\n2,c\n", 2),  # an embedded NUL
+        (b"Id,Name\n1,a\n2,b", 2),  # no final newline
+        (b"Id,Name\r\n1,a\r\n2,b\r\n", 2),  # Windows line ends
+        (b'Id,Quote\n1,"say ""hi""\n, twice"\n', 1),  # doubled quotes inside quotes
+        (b'Id,Inch\n1,12"\n2,3"\n', 2),  # a quote inside an unquoted field is just a character
+        (b"Id,Name\n", 0),
+        (b"", 0),
+    ],
+)
+def test_what_wc_l_gets_wrong_is_counted_right(data, records):
+    assert count(data) == records
+    assert count(data, tuple(range(len(data)))) == records  # fed one byte at a time
+
+
+def test_gzip_and_zip_decode_to_the_csv_in_small_pieces():
+    csv_bytes = b"Id,Name\n" + b"".join(b"%d,name %d\n" % (n, n) for n in range(50_000))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("result.csv", csv_bytes)
+
+    for file_format, data in [("GZIP", gzip.compress(csv_bytes)), ("ZIP", archive.getvalue())]:
+        pieces = list(results.decoded([data[i : i + 999] for i in range(0, len(data), 999)],
+                                      file_format))  # fmt: skip
+        assert b"".join(pieces) == csv_bytes
+        assert max(map(len, pieces)) <= results.PIECE
+
+
+def test_a_streamed_zip_without_sizes_in_its_header_decodes():
+    # The way Zuora (and the simulator) writes a zip it streams: sizes in a trailing descriptor.
+    archive = b"".join(results.zipped([("a.csv", [b"Id\n1\n2\n"])]))
+
+    assert b"".join(results.decoded([archive], "ZIP")) == b"Id\n1\n2\n"
+
+
+@pytest.mark.parametrize("file_format", ["GZIP", "ZIP"])
+def test_a_compressed_file_cut_short_is_unreadable(file_format):
+    data = b"Id\n" + b"x\n" * 100_000
+    if file_format == "GZIP":
+        packed = gzip.compress(data)
+    else:
+        packed = b"".join(results.zipped([("a.csv", [data])]))
+
+    with pytest.raises(results.ResultUnreadable, match="ends before its end"):
+        b"".join(results.decoded([packed[: len(packed) // 2]], file_format))
+
+
+def test_a_gzip_bomb_is_decoded_in_small_pieces():
+    bomb = gzip.compress(b"\0" * 50_000_000)
+
+    pieces = results.decoder("GZIP").feed(bomb)
+
+    assert max(len(piece) for piece in pieces) <= results.PIECE
+
+
+def test_segments_join_with_one_header():
+    parts = [[b"Id,Na", b"me\n1,a\n"], [b"Id,Name\n2,b"], [b"Id,Name\n"], [b"Id,Name\n3,c\n"]]
+
+    assert b"".join(results.joined(parts)) == b"Id,Name\n1,a\n2,b\n3,c\n"
+
+
+def test_segments_with_other_columns_are_refused():
+    with pytest.raises(results.ResultUnreadable, match="part 2 has other columns"):
+        b"".join(results.joined([[b"Id,Name\n1,a\n"], [b"Id,Email\n2,b\n"]]))
+
+
+def test_preview_flags_ragged_rows_and_stops_reading():
+    def chunks():
+        yield b"Id,Name\n1,a\n2\n3,c,extra\n"
+        for n in range(4, 1000):
+            yield b"%d,x\n" % n
+        raise AssertionError("read past what the preview needs")
+
+    shown = results.preview(chunks(), limit=5)
+
+    assert shown.header == ["Id", "Name"]
+    assert shown.rows[:3] == [["1", "a"], ["2"], ["3", "c", "extra"]]
+    assert shown.ragged == {1, 2}
+    assert shown.more is True
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1250", 1250),
+        ("-3.25", -3.25),
+        ("007", "007"),  # leading zeros stay
+        ("1234567890123456", "1234567890123456"),  # 16 digits: Excel would lose the last
+        ("123456789012345", 123456789012345),
+        ("1e5", "1e5"),
+        ("2024-02-29", date(2024, 2, 29)),
+        ("2024-02-30", "2024-02-30"),
+        ("2024-11-29 18:37:30", datetime(2024, 11, 29, 18, 37, 30)),
+        ("2024-11-29T18:37:30-0800", datetime(2024, 11, 29, 18, 37, 30)),
+        ("1899-12-31", "1899-12-31"),
+        ('=HYPERLINK("http://evil.test")', '=HYPERLINK("http://evil.test")'),
+        ("", None),
+    ],
+)
+def test_cells_become_what_excel_should_show(text, value):
+    assert results.excel_value(text) == value
+
+
+def test_xlsx_keeps_ids_as_text_and_types_the_rest():
+    rows = [
+        ["Account: Id", "AccountId", "Paid", "Number", "When", "Formula"],
+        ["12345", "0042", "17", "0042", "2024-01-31", "=1+1"],
+    ]
+    output = io.BytesIO()
+
+    written = results.write_xlsx(iter(rows), output, sheet="Accounts: all")
+
+    sheet = openpyxl.load_workbook(output).active
+    values = [cell.value for cell in sheet[2]]
+    assert written == 1
+    assert sheet.title == "Accounts- all"
+    assert [cell.value for cell in sheet[1]] == rows[0]
+    assert values == ["12345", "0042", 17, "0042", datetime(2024, 1, 31), "=1+1"]
+    assert sheet["F2"].data_type == "s"  # text, not a formula
+
+
+def test_xlsx_refuses_more_rows_than_a_worksheet_holds(monkeypatch):
+    monkeypatch.setattr(results, "EXCEL_MAX_ROWS", 3)
+
+    with pytest.raises(results.TooManyRows):
+        results.write_xlsx(iter([["Id"], ["1"], ["2"], ["3"]]), io.BytesIO())
+
+
+def test_zipped_members_open_with_the_standard_library():
+    data = b"".join(results.zipped([("a.csv", [b"Id\n1\n"]), ("b.csv", iter([b"Id\n", b"2\n"]))]))
+
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert archive.namelist() == ["a.csv", "b.csv"]
+    assert archive.read("b.csv") == b"Id\n2\n"
+    assert archive.testzip() is None
