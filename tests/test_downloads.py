@@ -541,13 +541,16 @@ def test_a_gzip_cut_short_without_a_length_fails_before_its_end(
     assert last_download().outcome == Download.Outcome.BROKEN
 
 
+# Committed, as in production: closing a response ends the request, which closes database
+# connections left inside a transaction, such as a test's.
+@pytest.mark.django_db(transaction=True)
 def test_a_browser_that_walks_away_closes_zuoras_stream(client, simulator_tenant, simulator):
     job_id = simulator.add_job(size=100_000_000)
     file_id = looked_up(client, simulator_tenant, job_id)["batches"][0]["fileId"]
 
     response = client.get(file_url(simulator_tenant, job_id, file_id))
     next(iter(response.streaming_content))
-    response.close()
+    response.close()  # what a WSGI server does when the browser disconnects
 
     request = simulator.requests[-1]
     wait_until(lambda: request.closed)
