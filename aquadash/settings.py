@@ -282,6 +282,10 @@ AQUADASH_POLL_SECONDS = envint("AQUADASH_POLL_SECONDS", 5)
 # Zuora purges result files this many days after a job completes ("Get results files" in its
 # AQuA documentation says 3); older jobs' download links warn before anyone clicks.
 AQUADASH_FILE_RETENTION_DAYS = envint("AQUADASH_FILE_RETENTION_DAYS", 3)
+# Count the records of each result file as it is downloaded and check them against Zuora's
+# recordCount. Off saves a little CPU on plain file downloads; joined and Excel downloads, which
+# read every record anyway, are always counted.
+AQUADASH_COUNT_RECORDS = envbool("AQUADASH_COUNT_RECORDS", True)
 
 # Error reports by e-mail when ADMINS is set (comma-separated addresses). Reports and log lines
 # pass through filters that hide secrets, tokens and Authorization values.

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from typing import IO
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
 from django.db import connection
@@ -195,8 +196,8 @@ def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: st
             variant=variant,
             whole_batch=whole_batch,
         )
-    if job.encrypted.lower() == "pgp":  # encrypted to the tenant's key: nothing to count
-        chunks = downloads.closing(result)
+    if job.encrypted.lower() == "pgp" or not settings.AQUADASH_COUNT_RECORDS:
+        chunks = downloads.closing(result)  # PGP: encrypted to the tenant's key, nothing to count
         response = StreamingHttpResponse(downloads.recorded(download, chunks))
     else:
         counter, decoder = results.RecordCounter(), results.decoder(job.format)

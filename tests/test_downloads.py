@@ -432,6 +432,17 @@ def test_a_file_with_quoted_newlines_is_counted_and_verified(client, simulator_t
     assert "✓ 240 records verified" in html
 
 
+def test_counting_file_downloads_can_be_switched_off(client, simulator_tenant, settings):
+    settings.AQUADASH_COUNT_RECORDS = False
+    batch = looked_up(client, simulator_tenant, sim.NOTES_JOB_ID)["batches"][0]
+
+    body(client.get(file_url(simulator_tenant, sim.NOTES_JOB_ID, batch["fileId"])))
+
+    assert last_download().outcome == Download.Outcome.COMPLETE
+    assert last_download().records_counted is None
+    assert not RecordCount.objects.exists()
+
+
 @pytest.mark.parametrize("job_id", [sim.GZIP_JOB_ID, sim.ZIP_JOB_ID])
 def test_compressed_files_are_counted_as_they_pass_through(client, simulator_tenant, job_id):
     batch = looked_up(client, simulator_tenant, job_id)["batches"][0]
