@@ -91,6 +91,20 @@ def test_a_file_downloads_byte_for_byte_as_zuora_serves_it(
     assert response["X-Content-Type-Options"] == "nosniff"
 
 
+def test_a_file_zuora_labels_as_a_web_page_is_still_served_as_csv(
+    client, simulator_tenant, simulator
+):
+    file_id = looked_up(client, simulator_tenant, sim.MULTI_BATCH_JOB_ID)["batches"][0]["fileId"]
+    simulator.add_fault(
+        "file_body", path="/v1/files/", body="<script>alert(1)</script>", content_type="text/html"
+    )
+
+    response = client.get(file_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID, file_id))
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith("attachment;")
+
+
 def test_content_length_is_passed_on_when_zuora_gives_one(client, simulator_tenant, simulator):
     file_id = looked_up(client, simulator_tenant, sim.MULTI_BATCH_JOB_ID)["batches"][0]["fileId"]
 
