@@ -106,12 +106,25 @@ def open_file(tenant: Tenant, file_id: str) -> zuora.ResultFile:
     )
 
 
+def opener(
+    tenant: Tenant, first_id: str, first: zuora.ResultFile
+) -> Callable[[str], zuora.ResultFile]:
+    """Opens the tenant's result files; the first one the view already opened, before it
+    answered, so that a purged file is an error page rather than a broken download."""
+    opened = {first_id: first}
+
+    def open_result(file_id: str) -> zuora.ResultFile:
+        return opened.pop(file_id, None) or open_file(tenant, file_id)
+
+    return open_result
+
+
 def open_parts(
-    tenant: Tenant, job: zuora.Job, batch: zuora.Batch, *, first: zuora.ResultFile
+    job: zuora.Job, batch: zuora.Batch, open_result: Callable[[str], zuora.ResultFile]
 ) -> Iterator[Iterator[bytes]]:
-    """Each of the batch's files as CSV, the first already open, the others opened in turn."""
-    for index, file_id in enumerate(batch.file_ids):
-        yield decoded(first if index == 0 else open_file(tenant, file_id), job.format)
+    """Each of the batch's files as CSV, each opened only when the one before has been read."""
+    for file_id in batch.file_ids:
+        yield decoded(open_result(file_id), job.format)
 
 
 def closing(result: zuora.ResultFile) -> Iterator[bytes]:
@@ -133,48 +146,36 @@ def file_chunks(file: IO[bytes]) -> Iterator[bytes]:
 
 
 def job_members(
-    tenant: Tenant,
     job: zuora.Job,
     batches: list[zuora.Batch],
     download: Download,
-    *,
-    first: zuora.ResultFile,
+    open_result: Callable[[str], zuora.ResultFile],
 ) -> Iterator[tuple[str, Iterator[bytes]]]:
     """The files of a whole-job zip: each batch as one CSV with its count checked, or, for an
     encrypted job, every part as Zuora made it."""
-    opened: zuora.ResultFile | None = first
     for batch in batches:
-        if job.encrypted.lower() == "pgp":
-            for number, file_id in enumerate(batch.file_ids, start=1):
-                result = opened or open_file(tenant, file_id)
-                opened = None
-                of = len(batch.file_ids) if batch.segments else 0
-                name = file_name(job, batch, part=number if of else 0, of=of)
-                yield name + extension(job), closing(result)
+        if job.encrypted.lower() != "pgp":
+            joined = results.joined(open_parts(job, batch, open_result))
+            yield file_name(job, batch, suffix=".csv"), _checked(download, job, batch, joined)
             continue
-        parts = open_parts(tenant, job, batch, first=opened or open_file(tenant, batch.file_ids[0]))
-        opened = None
-        yield (
-            file_name(job, batch, suffix=".csv"),
-            _checked(download, tenant, job, batch, results.joined(parts)),
-        )
+        of = len(batch.segments)
+        for number, file_id in enumerate(batch.file_ids, start=1):
+            name = file_name(job, batch, part=number if of else 0, of=of) + extension(job)
+            yield name, closing(open_result(file_id))
 
 
 def _checked(
-    download: Download, tenant: Tenant, job: zuora.Job, batch: zuora.Batch, chunks: Iterator[bytes]
+    download: Download, job: zuora.Job, batch: zuora.Batch, chunks: Iterator[bytes]
 ) -> Iterator[bytes]:
     counter = results.RecordCounter()
-    for chunk in chunks:
-        counter.feed(chunk)
-        yield chunk
-    check_count(download, tenant, job, batch, counter.records)
+    yield from counting(chunks, "CSV", counter)
+    check_count(download, job, batch, counter.records)
 
 
 def recorded(
     download: Download,
     chunks: Iterable[bytes],
     *,
-    counter: Callable[[bytes], None] | None = None,
     on_complete: Callable[[], tuple[str, str, int | None]] | None = None,
 ) -> Iterator[bytes]:
     """Pass the chunks to the browser, noting bytes sent and how the download ended.
@@ -186,8 +187,6 @@ def recorded(
     outcome, detail, records = Download.Outcome.STARTED, "", None
     try:
         for chunk in chunks:
-            if counter is not None:
-                counter(chunk)
             download.bytes_sent += len(chunk)
             yield chunk
         outcome, detail, records = (
@@ -206,12 +205,25 @@ def recorded(
         download.finish(outcome, detail=detail, records=records)
 
 
+def counting(
+    chunks: Iterable[bytes], file_format: str, counter: results.RecordCounter
+) -> Iterator[bytes]:
+    """Pass a result file on unchanged while counting the CSV records inside it. A gzip or zip
+    cut short fails after its last byte has passed, before the response ends."""
+    decoder = results.decoder(file_format)
+    for chunk in chunks:
+        for piece in decoder.feed(chunk):
+            counter.feed(piece)
+        yield chunk
+    decoder.finish()
+
+
 def check_count(
-    download: Download, tenant: Tenant, job: zuora.Job, batch: zuora.Batch, counted: int
+    download: Download, job: zuora.Job, batch: zuora.Batch, counted: int
 ) -> tuple[str, str, int]:
     """Store the count of a whole batch and compare it with Zuora's recordCount."""
     RecordCount.objects.update_or_create(
-        tenant=tenant,
+        tenant=download.tenant,
         job_id=job.id,
         batch_id=batch.batch_id,
         defaults={

@@ -163,10 +163,7 @@ def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: s
 @tenant_required
 def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
     """One result file, streamed from Zuora as it comes: as Zuora made it, or ready for Excel."""
-    job = _snapshot_or_404(tenant, job_id).job()
-    part = downloads.listed_files(job).get(file_id)
-    if part is None:
-        raise Http404("This job lists no such result file.")
+    job, part = _job_and_part(tenant, job_id, file_id)
     variant = _variant(request, job)
     download = Download.start(
         request.user,
@@ -196,24 +193,19 @@ def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: st
             variant=variant,
             whole_batch=whole_batch,
         )
+    chunks = downloads.closing(result)
     if job.encrypted.lower() == "pgp" or not settings.AQUADASH_COUNT_RECORDS:
-        chunks = downloads.closing(result)  # PGP: encrypted to the tenant's key, nothing to count
+        # PGP: encrypted to the tenant's key, so there is nothing aquadash can count.
         response = StreamingHttpResponse(downloads.recorded(download, chunks))
     else:
-        counter, decoder = results.RecordCounter(), results.decoder(job.format)
-
-        def count(chunk: bytes) -> None:
-            for piece in decoder.feed(chunk):
-                counter.feed(piece)
-
-        def complete() -> tuple[str, str, int | None]:
-            decoder.finish()  # a gzip or zip cut short fails here, before the last byte
-            return _counted(download, tenant, job, whole_batch, counter.records)
-
-        chunks = downloads.recorded(
-            download, downloads.closing(result), counter=count, on_complete=complete
+        counter = results.RecordCounter()
+        response = StreamingHttpResponse(
+            downloads.recorded(
+                download,
+                downloads.counting(chunks, job.format, counter),
+                on_complete=lambda: _counted(download, job, whole_batch, counter.records),
+            )
         )
-        response = StreamingHttpResponse(chunks)
     if result.length is not None:
         response["Content-Length"] = str(result.length)
     return _as_download(response, name + downloads.extension(job))
@@ -252,7 +244,8 @@ def batch_download(
     except zuora.ZuoraError as exc:
         download.finish(Download.Outcome.FAILED, detail=exc.message)
         return _error_page(request, tenant, exc, job_id=job.id)
-    csv_chunks = results.joined(downloads.open_parts(tenant, job, batch, first=first))
+    open_result = downloads.opener(tenant, batch.file_ids[0], first)
+    csv_chunks = results.joined(downloads.open_parts(job, batch, open_result))
     return _csv_download(
         request,
         tenant,
@@ -279,7 +272,8 @@ def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespo
     except zuora.ZuoraError as exc:
         download.finish(Download.Outcome.FAILED, detail=exc.message)
         return _error_page(request, tenant, exc, job_id=job.id)
-    members = downloads.job_members(tenant, job, batches, download, first=first)
+    open_result = downloads.opener(tenant, batches[0].file_ids[0], first)
+    members = downloads.job_members(job, batches, download, open_result)
     response = StreamingHttpResponse(downloads.recorded(download, results.zipped(members)))
     return _as_download(response, downloads.file_name(job, suffix=".zip"))
 
@@ -288,10 +282,7 @@ def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespo
 @tenant_required
 def file_preview(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
     """The header and first rows of a result file; reads no more of it than that."""
-    job = _snapshot_or_404(tenant, job_id).job()
-    part = downloads.listed_files(job).get(file_id)
-    if part is None:
-        raise Http404("This job lists no such result file.")
+    job, part = _job_and_part(tenant, job_id, file_id)
     context = {"tenant": tenant, "job": job, "batch": part.batch, "part": part, "file_id": file_id}
     status = 200
     if job.encrypted.lower() != "pgp":
@@ -380,6 +371,15 @@ def _job_and_batch(tenant: Tenant, job_id: str, batch_id: str) -> tuple[zuora.Jo
     return job, batch
 
 
+def _job_and_part(tenant: Tenant, job_id: str, file_id: str) -> tuple[zuora.Job, downloads.Part]:
+    """The stored job and where it lists the file: no other file ID ever reaches Zuora."""
+    job = _snapshot_or_404(tenant, job_id).job()
+    part = downloads.listed_files(job).get(file_id)
+    if part is None:
+        raise Http404("This job lists no such result file.")
+    return job, part
+
+
 def _variant(request: HttpRequest, job: zuora.Job) -> str:
     """`?as=`: nothing for the file as Zuora made it, `excel` for CSV with a byte-order mark,
     `xlsx` for a workbook. Encrypted results can only be had as they are."""
@@ -410,11 +410,12 @@ def _csv_download(
     counter = results.RecordCounter()
 
     def complete() -> tuple[str, str, int | None]:
-        return _counted(download, tenant, job, whole_batch, counter.records)
+        return _counted(download, job, whole_batch, counter.records)
 
+    chunks = downloads.counting(csv_chunks, "CSV", counter)
     if variant == "excel":
-        csv_chunks, name = results.with_bom(csv_chunks), name + "-excel"
-    chunks = downloads.recorded(download, csv_chunks, counter=counter.feed, on_complete=complete)
+        chunks, name = results.with_bom(chunks), name + "-excel"
+    chunks = downloads.recorded(download, chunks, on_complete=complete)
     return _as_download(StreamingHttpResponse(chunks), name + ".csv")
 
 
@@ -445,7 +446,7 @@ def _xlsx_download(
             )
         )
         return _error_page(request, tenant, error, job_id=job.id)
-    outcome = _counted(download, tenant, job, whole_batch, records)
+    outcome = _counted(download, job, whole_batch, records)
     size = workbook.tell()
     workbook.seek(0)
     chunks = downloads.recorded(
@@ -457,13 +458,13 @@ def _xlsx_download(
 
 
 def _counted(
-    download: Download, tenant: Tenant, job: zuora.Job, batch: zuora.Batch | None, records: int
+    download: Download, job: zuora.Job, batch: zuora.Batch | None, records: int
 ) -> tuple[str, str, int | None]:
     """A download's outcome once its records are counted: checked against Zuora's count when
     it held a whole batch."""
     if batch is None:
         return Download.Outcome.COMPLETE, "", records
-    return downloads.check_count(download, tenant, job, batch, records)
+    return downloads.check_count(download, job, batch, records)
 
 
 def _as_download(response: HttpResponseBase, filename: str) -> HttpResponseBase:
