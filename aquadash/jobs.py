@@ -131,8 +131,11 @@ def _state_from_cache(tenant: Tenant, cached: dict, snapshot: JobSnapshot | None
         return replace(_stored_state(snapshot), error=error)
     job = zuora.parse_job(cached["raw"], track_id=cached.get("track_id", ""))
     fetched_at = datetime.fromtimestamp(cached["at"], tz=UTC)
-    if snapshot is None:  # the cache outlived the database row (e.g. a restored database)
-        snapshot = store_job(tenant, job, user=None)
+    if snapshot is None:
+        # Read before another request stored it (a first lookup that waited), or the cache
+        # outlived the database row (a restored database): store only in the second case.
+        snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job.id).first()
+        snapshot = snapshot or store_job(tenant, job, user=None)
     return JobState(job=job, snapshot=snapshot, fetched_at=fetched_at, from_zuora=False)
 
 

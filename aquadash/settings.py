@@ -182,8 +182,15 @@ except ValueError as exc:
         f"sqlite:////absolute/path.sqlite3 ({exc})."
     ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # No persistent connections for SQLite: they only hold file locks.
+    # No persistent connections for SQLite: they only hold file locks. WAL lets readers go on
+    # while one request writes; IMMEDIATE takes the write lock when a transaction starts, so two
+    # writers queue for up to `timeout` seconds instead of failing with "database is locked".
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -198,6 +205,8 @@ if REDIS_URL:
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
+    # Sessions read from Redis and written through to the database, which keeps them.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

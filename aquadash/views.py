@@ -95,7 +95,8 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         return _error_page(request, tenant, exc, job_id=job_id, polling=polling)
     if not polling:
         Lookup.record(request.user, tenant, job_id, state)
-        request.session["last_tenant"] = tenant.slug
+        if request.session.get("last_tenant") != tenant.slug:  # a session write only on change
+            request.session["last_tenant"] = tenant.slug
     failures = _failures(request) + 1 if state.error else 0
     context = {
         "tenant": tenant,

@@ -32,15 +32,18 @@ class FakeClock:
         self.now += seconds
 
 
-def start_django(*, drop: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
-    """Start Django with aquadash's own settings in a fresh process, with env changed."""
+def start_django(
+    *, drop: tuple[str, ...] = (), then: str = "", **env: str
+) -> subprocess.CompletedProcess:
+    """Start Django with aquadash's own settings in a fresh process, with env changed, and run
+    the Python in `then` (its output is in stdout)."""
     env = {
         key: value
         for key, value in os.environ.items()
         if key not in (*drop, "DJANGO_SETTINGS_MODULE")
     } | {"DJANGO_SETTINGS_MODULE": "aquadash.settings", **env}
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", "import django; django.setup()\n" + then],
         cwd=settings.BASE_DIR,
         env=env,
         capture_output=True,

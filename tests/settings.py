@@ -4,6 +4,7 @@ Environment variables still win, so CI runs this same suite against PostgreSQL a
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 # Fernet key for b"tests-only-encryption-key-32byte".
@@ -20,3 +21,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_AUTOREFRESH = True  # no STATIC_ROOT in tests; serve from the app directories
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, as in production, rather than a shared in-memory database: threaded tests then see
+    # SQLite's real locking, with the WAL journal and IMMEDIATE transactions.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"aquadash-test-{os.getpid()}.sqlite3")
+    }

@@ -8,8 +8,10 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
+from aquadash import jobs
 from aquadash import simulator as sim
 from aquadash.models import JobSnapshot, Lookup, Tenant
 
@@ -218,9 +220,6 @@ def test_while_another_server_asks_zuora_the_last_known_state_is_served(
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
 
 
-@pytest.mark.skipif(
-    connection.vendor == "sqlite", reason="SQLite's shared in-memory test database locks"
-)
 @pytest.mark.django_db(transaction=True)
 def test_many_concurrent_watchers_cause_one_call_to_zuora(simulator_tenant, make_user, simulator):
     watcher = make_user("watcher", groups=simulator_tenant.groups.all())
@@ -243,6 +242,77 @@ def test_many_concurrent_watchers_cause_one_call_to_zuora(simulator_tenant, make
 
     assert statuses == [200] * 12
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_people_opening_a_running_job_at_once_all_see_it(
+    simulator_tenant, make_user, simulator
+):
+    people = [make_user(f"person{n}", groups=simulator_tenant.groups.all()) for n in range(20)]
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    statuses = []
+    start = threading.Barrier(len(people), timeout=30)
+
+    def open_page(person) -> None:
+        try:
+            client = Client()
+            client.force_login(person)
+            start.wait()
+            statuses.append(client.get(url).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=open_page, args=(person,)) for person in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * 20
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
+    assert Lookup.objects.count() == 20
+
+
+def writes(queries: CaptureQueriesContext) -> list[str]:
+    """The tables a request wrote to, in order."""
+    found = []
+    for query in queries.captured_queries:
+        match = re.match(r'\s*(INSERT INTO|UPDATE|DELETE FROM) "(\w+)"', query["sql"])
+        if match:
+            found.append(f"{match[1]} {match[2]}")
+    return found
+
+
+def test_a_repeat_view_of_a_job_writes_only_its_lookup_row(client, simulator_tenant):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+
+    assert writes(queries) == ["INSERT INTO aquadash_lookup"]
+
+
+def test_a_poll_answered_from_the_shared_cache_writes_nothing(client, simulator_tenant):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert polls(client.get(url, **HTMX).content.decode())
+
+    assert writes(queries) == []
+
+
+def test_a_request_served_another_requests_answer_does_not_store_it_again(client, simulator_tenant):
+    client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
+    cached = cache.get(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}")
+
+    # As a request does that read no stored job, then waited while another stored it.
+    with CaptureQueriesContext(connection) as queries:
+        state = jobs._state_from_cache(simulator_tenant, cached, None)
+
+    assert state.snapshot.job_id == sim.RUNNING_JOB_ID
+    assert writes(queries) == []
 
 
 def test_a_passing_error_while_polling_keeps_the_last_state_and_backs_off(

@@ -31,6 +31,35 @@ def test_the_development_defaults_start(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+SHOW_DATABASE = (
+    "from django.conf import settings\n"
+    "from django.db import connection\n"
+    "print(settings.SESSION_ENGINE)\n"
+    "with connection.cursor() as cursor:\n"
+    "    print(cursor.execute('PRAGMA journal_mode').fetchone()[0])\n"
+    "print(connection.transaction_mode)\n"
+)
+
+
+def test_sqlite_queues_writers_instead_of_failing(tmp_path):
+    result = start_django(
+        DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", then=SHOW_DATABASE
+    )
+
+    assert result.stdout.split() == ["django.contrib.sessions.backends.db", "wal", "IMMEDIATE"]
+
+
+def test_with_redis_sessions_are_read_from_the_cache(tmp_path):
+    result = start_django(
+        DEBUG="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        REDIS_URL="redis://127.0.0.1:1/0",
+        then="from django.conf import settings; print(settings.SESSION_ENGINE)",
+    )
+
+    assert result.stdout.strip() == "django.contrib.sessions.backends.cached_db"
+
+
 @pytest.mark.django_db
 def test_every_model_change_has_its_migration():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
