@@ -35,6 +35,7 @@ class JobState:
     from_zuora: bool  # fetched from Zuora during this request
     gone: bool = False  # Zuora no longer knows the job; we show what we stored
     error: zuora.ZuoraError | None = None  # the latest fetch failed; this is the last good state
+    refreshing: bool = False  # another request is asking Zuora; this is the last known state
 
     @property
     def is_final(self) -> bool:
@@ -46,26 +47,35 @@ def fetch_job(
 ) -> JobState:
     """The job's current state for a page, or the ZuoraError a page should show instead.
 
-    `refresh` re-asks Zuora about a final or vanished job, for the doubtful.
+    `refresh` re-asks Zuora about a final or vanished job, for the doubtful, at most once per
+    poll interval however many click it.
     """
     job_id = zuora.check_id(job_id, what="job")
     snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job_id).first()
     if snapshot and not refresh and (snapshot.is_final or snapshot.gone_at):
         return _stored_state(snapshot)
 
+    # From here a refresh is like any poll: an answer younger than the poll interval, or a
+    # rate limit's Retry-After, is served as it is, so clicks cannot spend the tenant's quota.
     key = f"job:{tenant.pk}:{job_id}"
     cached = shared_cache.get(key)
-    if cached and not refresh and time.time() < cached["until"]:
+    if cached and time.time() < cached["until"]:
         return _state_from_cache(tenant, cached, snapshot)
 
-    # An explicit refresh is a person's click, not a herd, so it does not wait for the lock.
-    if not shared_cache.add(key + ":lock", 1, settings.AQUADASH_POLL_SECONDS) and not refresh:
-        # Another request is asking Zuora right now: show what we know, or wait for its answer.
-        if cached or snapshot:
-            return (
-                _state_from_cache(tenant, cached, snapshot) if cached else _stored_state(snapshot)
-            )
-        return _state_from_cache(tenant, _wait_for(key), snapshot)
+    if not shared_cache.add(key + ":lock", 1, settings.AQUADASH_POLL_SECONDS):
+        # Another request is asking Zuora right now. A refresh, or a first lookup with nothing
+        # to show, waits briefly for its answer; nobody holds a worker longer than that.
+        worth_waiting = refresh or not (cached or snapshot)
+        if worth_waiting and (answer := _wait_for(key, newer_than=cached["at"] if cached else 0)):
+            return _state_from_cache(tenant, answer, snapshot)
+        if cached:
+            return replace(_state_from_cache(tenant, cached, snapshot), refreshing=True)
+        if snapshot:
+            return replace(_stored_state(snapshot), refreshing=True)
+        raise zuora.ZuoraTimeout(
+            "Zuora is slow to answer about this job; aquadash is still asking. Try again in a "
+            "few seconds."
+        )
 
     try:
         job = zuora.get_job(tenant.zuora_connection(), job_id=job_id)
@@ -173,14 +183,16 @@ def _error_class(name: str) -> type[zuora.ZuoraError]:
     return zuora.ZuoraError
 
 
-def _wait_for(key: str) -> dict:
-    """The answer another request is getting from Zuora; gives up rather than ask again."""
-    deadline = time.monotonic() + settings.ZUORA_READ_TIMEOUT
+def _wait_for(key: str, *, newer_than: float) -> dict | None:
+    """The answer another request is getting from Zuora, if it comes within
+    AQUADASH_WAIT_SECONDS; None rather than hold a worker longer."""
+    deadline = time.monotonic() + settings.AQUADASH_WAIT_SECONDS
     while time.monotonic() < deadline:
-        time.sleep(0.1)
-        if cached := shared_cache.get(key):
+        time.sleep(0.05)
+        cached = shared_cache.get(key)
+        if cached and cached["at"] > newer_than:
             return cached
-    raise zuora.ZuoraTimeout("Zuora is slow to answer about this job. Try again in a minute.")
+    return None
 
 
 @dataclass(frozen=True)

@@ -288,6 +288,9 @@ AQUADASH_ENCRYPTION_KEYS = fernet_keys(
 )
 # How often a page watching a running job refreshes, and so how often Zuora is asked about it.
 AQUADASH_POLL_SECONDS = envint("AQUADASH_POLL_SECONDS", 5)
+# How long a request waits for another request's answer from Zuora before it shows the last
+# known state instead: short, so a slow Zuora cannot hold every worker.
+AQUADASH_WAIT_SECONDS = envfloat("AQUADASH_WAIT_SECONDS", 2.0)
 # Zuora purges result files this many days after a job completes ("Get results files" in its
 # AQuA documentation says 3); older jobs' download links warn before anyone clicks.
 AQUADASH_FILE_RETENTION_DAYS = envint("AQUADASH_FILE_RETENTION_DAYS", 3)

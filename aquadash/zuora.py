@@ -61,6 +61,7 @@ FINAL_BATCH_STATUSES = frozenset({"completed", "aborted", "cancelled", "deleted_
 ZUORA_ID = re.compile(r"[0-9a-f]{32}")
 MAX_JSON_BYTES = 5 * 1024 * 1024
 MAX_RETRY_WAIT = 5.0  # seconds; a person is waiting for the page
+MAX_RETRY_AFTER = 3600  # seconds; a longer Retry-After is taken as an hour
 TOKEN_EARLY_EXPIRY = 60  # seconds before Zuora's expiry that we stop using a token
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 NOT_FOUND_CODES = frozenset({"90001", "90002"})
@@ -876,18 +877,21 @@ def _raise_for_response(
 
 
 def _retry_after_seconds(response: requests.Response) -> int | None:
+    """Zuora's Retry-After (or RateLimit-Reset) in seconds, between 0 and an hour; None when
+    it is missing or makes no sense (negative, not a number, not a date)."""
     for header in ("Retry-After", "RateLimit-Reset"):
         value = response.headers.get(header, "").strip()
         if not value:
             continue
         if (seconds := _whole_number(value)) is not None:
-            return seconds
+            return min(seconds, MAX_RETRY_AFTER)
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             continue
         if when.tzinfo is not None:
-            return max(0, int((when - datetime.now(UTC)).total_seconds()))
+            seconds = int((when - datetime.now(UTC)).total_seconds())
+            return min(max(0, seconds), MAX_RETRY_AFTER)
     return None
 
 

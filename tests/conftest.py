@@ -16,6 +16,7 @@ from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings
 
 from aquadash.models import Tenant
+from aquadash.shared_cache import shared_cache
 from aquadash.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Simulator, serve
 
 
@@ -54,10 +55,13 @@ def start_django(
 
 @pytest.fixture(autouse=True)
 def empty_cache() -> Iterator[None]:
-    """Each test starts with an empty shared cache (local memory, or Redis in CI)."""
+    """Each test starts with an empty shared cache (local memory, or Redis in CI), and an empty
+    fallback for when the shared one is down."""
     cache.clear()
+    shared_cache.local.clear()
     yield
     cache.clear()
+    shared_cache.local.clear()
 
 
 @pytest.fixture

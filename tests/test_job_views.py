@@ -197,6 +197,87 @@ def test_refresh_from_zuora_asks_again_for_a_final_job(client, simulator_tenant,
     assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
 
 
+def test_refresh_clicks_within_one_interval_share_one_call_to_zuora(
+    client, simulator_tenant, simulator
+):
+    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
+    client.get(url)
+    next_interval()
+
+    for _ in range(10):
+        assert client.get(url + "?refresh=1").status_code == 200
+
+    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
+
+
+def test_refresh_waits_out_zuoras_retry_after(client, simulator_tenant, simulator):
+    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
+    client.get(url)
+    next_interval()
+    simulator.add_fault("rate_limited", job_id=sim.DOC_FILEID_JOB_ID, seconds=600, times=None)
+
+    pages = [client.get(url + "?refresh=1") for _ in range(10)]
+
+    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2  # the first view and one refresh
+    assert all(page.status_code == 200 for page in pages)
+    assert "Zuora is limiting requests" in pages[-1].content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_forty_refresh_clicks_at_once_cost_one_call_to_zuora(
+    simulator_tenant, make_user, simulator
+):
+    user = make_user("clicker", groups=simulator_tenant.groups.all())
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    statuses = []
+    start = threading.Barrier(40, timeout=30)
+
+    def refresh() -> None:
+        try:
+            client = Client()
+            client.force_login(user)
+            start.wait()
+            statuses.append(client.get(url + "?refresh=1").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refresh) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert statuses == [200] * 40
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
+
+
+def test_a_wait_for_another_requests_answer_is_short(client, simulator_tenant, settings):
+    settings.AQUADASH_WAIT_SECONDS = 0.2
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    next_interval()
+    cache.add(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}:lock", 1, 30)  # a slow Zuora call
+
+    page = client.get(url)
+    first_look = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+    cache.add(f"job:{simulator_tenant.pk}:{sim.SUBMITTED_JOB_ID}:lock", 1, 30)
+    nothing_yet = client.get(job_url(simulator_tenant, sim.SUBMITTED_JOB_ID))
+
+    assert page.status_code == 200 and "refreshing…" in page.content.decode()
+    assert first_look.status_code == 200
+    assert nothing_yet.status_code == 504
+    assert "still asking" in nothing_yet.content.decode()
+
+
+def test_a_retry_after_of_centuries_is_taken_as_an_hour(client, simulator_tenant, simulator):
+    simulator.add_fault("rate_limited", seconds=99999999999999999)
+
+    response = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "3600"
+
+
 def test_polls_within_one_interval_share_one_call_to_zuora(client, simulator_tenant, simulator):
     url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
 
@@ -339,6 +420,7 @@ def test_a_job_zuora_forgot_is_explained_from_what_was_stored(client, simulator_
     url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
     client.get(url)
     simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
+    next_interval()
 
     response = client.get(url + "?refresh=1")
 
@@ -930,6 +1012,24 @@ def test_with_the_shared_cache_down_pages_still_work(client, simulator_tenant, s
 
     assert page.status_code == poll.status_code == 200
     assert polls(poll.content.decode())
+
+
+def test_with_the_shared_cache_down_each_process_still_asks_zuora_once_per_interval(
+    client, simulator_tenant, simulator, settings
+):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+
+    for _ in range(5):
+        assert polls(client.get(url, **HTMX).content.decode())
+
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
 
 
 def test_the_favicon_is_served_to_anyone():
