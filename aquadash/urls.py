@@ -29,6 +29,11 @@ tenant_urls = [
         name="batch_segments",
     ),
     path(
+        "jobs/<zuora_id:job_id>/batches/<zuora_id:batch_id>/query.txt",
+        views.batch_query,
+        name="batch_query",
+    ),
+    path(
         "jobs/<zuora_id:job_id>/batches/<zuora_id:batch_id>/segments.txt",
         views.segments_text,
         name="segments_text",

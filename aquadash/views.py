@@ -103,6 +103,8 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         "state": state,
         "job": state.job,
         "facts": jobs.describe(state, tenant),
+        # Zuora allows 50 queries a job; a page of 100 keeps any answer a readable page.
+        "batches": Paginator(state.job.batches, 100).get_page(request.GET.get("page")),
         "poll_seconds": jobs.poll_seconds(failures, state.error),
         "failures": failures,
         "curl": jobs.curl_command(tenant, state.job.id),
@@ -149,6 +151,14 @@ def batch_segments(
     page = Paginator(batch.segments, 500).get_page(request.GET.get("page"))
     context = {"tenant": tenant, "job": job, "batch": batch, "page": page}
     return render(request, "segments.html", context)
+
+
+@require_GET
+@tenant_required
+def batch_query(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str) -> HttpResponse:
+    """A batch's whole query, for queries too long to show on the job page."""
+    _, batch = _job_and_batch(tenant, job_id, batch_id)
+    return HttpResponse(batch.query, content_type="text/plain; charset=utf-8")
 
 
 @require_GET

@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import random
 import re
 import socket
@@ -59,6 +60,9 @@ BATCH_STATUSES = (
 FINAL_BATCH_STATUSES = frozenset({"completed", "aborted", "cancelled", "deleted_notallowed"})
 
 ZUORA_ID = re.compile(r"[0-9a-f]{32}")
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+MAX_NAME = 255  # Zuora allows 32 characters in a job name; longer ones are not Zuora's
+MAX_MESSAGE = 4096  # Zuora's batch messages are at most 2048
 MAX_JSON_BYTES = 5 * 1024 * 1024
 MAX_RETRY_WAIT = 5.0  # seconds; a person is waiting for the page
 MAX_RETRY_AFTER = 3600  # seconds; a longer Retry-After is taken as an hour
@@ -488,21 +492,21 @@ def parse_job(data: Any, *, tenant: str = "", track_id: str = "") -> Job:
     try:
         return Job(
             id=_zuora_id(data, "id"),
-            name=_text(data, "name"),
+            name=_text(data, "name", limit=MAX_NAME),
             status=_text(data, "status", required=True).lower(),
             batches=tuple(_parse_batch(batch) for batch in batches),
             version=_text(data, "version"),
             format=_text(data, "format").upper(),
             encrypted=_text(data, "encrypted"),
             source_data=_text(data, "sourceData"),
-            partner=_text(data, "partner"),
-            project=_text(data, "project"),
+            partner=_text(data, "partner", limit=MAX_NAME),
+            project=_text(data, "project", limit=MAX_NAME),
             start_time=_zuora_time(data.get("startTime")),
             incremental_time=_epoch_millis(data.get("incrementalTime")),
             offset=_integer(data.get("offset"), "offset"),
-            notify_url=_text(data, "notifyUrl"),
+            notify_url=_text(data, "notifyUrl", limit=MAX_MESSAGE),
             error_code=_text(data, "errorCode"),
-            message=_text(data, "message"),
+            message=_text(data, "message", limit=MAX_MESSAGE),
             raw=data,
             track_id=track_id,
         )
@@ -525,7 +529,7 @@ def _parse_batch(data: Any) -> Batch:
         raise _ShapeError("'deleted' is not an object")
     return Batch(
         batch_id=_zuora_id(data, "batchId"),
-        name=_text(data, "name"),
+        name=_text(data, "name", limit=MAX_NAME),
         query=_text(data, "query"),
         status=_text(data, "status", required=True).lower(),
         batch_type=_text(data, "batchType"),
@@ -534,13 +538,14 @@ def _parse_batch(data: Any) -> Batch:
         full=_boolean(data.get("full"), "full"),
         file_id=_text(data, "fileId"),
         segments=tuple(segments),
-        message=_text(data, "message"),
+        message=_text(data, "message", limit=MAX_MESSAGE),
         deleted=deleted,
         raw=data,
     )
 
 
-def _text(data: dict, key: str, *, required: bool = False) -> str:
+def _text(data: dict, key: str, *, required: bool = False, limit: int | None = None) -> str:
+    """A text field; with `limit`, cut to that many characters for display (raw keeps all)."""
     value = data.get(key)
     if value is None or value == "":
         if required:
@@ -550,7 +555,8 @@ def _text(data: dict, key: str, *, required: bool = False) -> str:
         raise _ShapeError(f"'{key}' is not text")
     if key in ("status", "id", "batchId") and not isinstance(value, str):
         raise _ShapeError(f"'{key}' is not text")
-    return str(value)  # version may be the number 1 or the string "1.1"
+    text = str(value)  # version may be the number 1 or the string "1.1"
+    return text[: limit - 1] + "…" if limit and len(text) > limit else text
 
 
 def _zuora_id(data: dict, key: str) -> str:
@@ -832,11 +838,40 @@ def _parse_json(response: requests.Response, body: bytes, track_id: str) -> Any:
     if "json" not in content_type and response.status_code == 200:
         raise _unreadable("a web page instead of data", track_id)
     try:
-        return json.loads(body)
+        return _without_lone_surrogates(
+            json.loads(body, parse_constant=_not_a_number, parse_float=_finite)
+        )
     except (ValueError, RecursionError):
         if response.status_code == 200:
             raise _unreadable("the data is not valid JSON", track_id) from None
         return None
+
+
+def _not_a_number(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text} is too large a number")
+    return value
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """JSON may spell half a UTF-16 pair (\\ud800), which no database or page can hold."""
+    if isinstance(value, str):
+        if LONE_SURROGATE.search(value):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            _without_lone_surrogates(key): _without_lone_surrogates(item)
+            for key, item in value.items()
+        }
+    return value
 
 
 def _raise_for_response(
