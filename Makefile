@@ -7,7 +7,11 @@ BIN := $(VENV)/bin
 SIM_PORT ?= 8765
 PORT ?= 8000
 
-.PHONY: install run demo-passwords test format clean
+WORKERS ?= 2
+THREADS ?= 8
+BIND ?= 127.0.0.1:$(PORT)
+
+.PHONY: install run serve demo-passwords test format clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "aquadash needs Python 3.12 or newer")'
@@ -32,6 +36,13 @@ run: install
 	  echo "Zuora simulator: http://127.0.0.1:$(SIM_PORT)"; \
 	  echo "aquadash:        http://127.0.0.1:$(PORT)/"; \
 	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+# Production serving: settings come from the environment (see the README's Configuration).
+serve: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput
+	$(BIN)/gunicorn aquadash.wsgi --worker-class gthread --workers $(WORKERS) \
+	  --threads $(THREADS) --timeout 60 --bind $(BIND)
 
 demo-passwords: install
 	$(BIN)/python manage.py setup_demo --new-passwords

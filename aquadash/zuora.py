@@ -31,7 +31,8 @@ from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
 
-# Zuora's documented REST environments: key -> (label, base URL). See shared/zuora-aqua.md §5.
+# Zuora's documented REST environments: key -> (label, base URL), from the API reference's
+# introduction, https://developer.zuora.com/v1-api-reference/introduction/.
 ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "us-prod-cloud1": ("US Production (Cloud 1)", "https://rest.na.zuora.com"),
     "us-prod-cloud2": ("US Production (Cloud 2)", "https://rest.zuora.com"),
