@@ -16,7 +16,7 @@ from typing import IO
 from django.conf import settings
 from django.utils import timezone
 
-from aquadash import results, zuora
+from aquadash import breaker, results, zuora
 from aquadash.models import Download, RecordCount, Tenant
 
 logger = logging.getLogger(__name__)
@@ -99,11 +99,12 @@ def _safe(text: str) -> str:
 
 
 def open_file(tenant: Tenant, file_id: str) -> zuora.ResultFile:
-    return zuora.open_file(
-        tenant.zuora_connection(),
-        file_id=file_id,
-        retention_days=settings.AQUADASH_FILE_RETENTION_DAYS,
-    )
+    with breaker.guarded(tenant):
+        return zuora.open_file(
+            tenant.zuora_connection(),
+            file_id=file_id,
+            retention_days=settings.AQUADASH_FILE_RETENTION_DAYS,
+        )
 
 
 def opener(

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError
 from django.utils import timezone
 
-from aquadash import zuora
+from aquadash import breaker, zuora
 from aquadash.models import JobSnapshot, Tenant
 from aquadash.shared_cache import shared_cache
 
@@ -78,7 +78,8 @@ def fetch_job(
         )
 
     try:
-        job = zuora.get_job(tenant.zuora_connection(), job_id=job_id)
+        with breaker.guarded(tenant):
+            job = zuora.get_job(tenant.zuora_connection(), job_id=job_id)
     except zuora.ZuoraError as exc:
         wait = _remember_failure(key, exc)
         if isinstance(exc, zuora.RateLimited):
@@ -132,8 +133,7 @@ def _state_from_cache(tenant: Tenant, cached: dict, snapshot: JobSnapshot | None
     """The last answer any server had from Zuora, as a state or as the error it was."""
     if "error" in cached:
         error = _error_class(cached["error"])(cached["message"], track_id=cached["track_id"])
-        if isinstance(error, zuora.RateLimited):
-            error.retry_after = cached["retry_after"]
+        error.retry_after = cached["retry_after"]
         if snapshot is None:
             raise error
         if isinstance(error, zuora.JobNotFound):
@@ -160,13 +160,13 @@ def _remember_failure(key: str, exc: zuora.ZuoraError) -> float:
     """Share a failure too, so the next caller is not the one to wait on a failing Zuora.
     Returns how long it is shared for."""
     fresh_for = settings.AQUADASH_POLL_SECONDS
-    if isinstance(exc, zuora.RateLimited) and exc.retry_after:
+    if exc.retry_after:
         fresh_for = max(fresh_for, min(exc.retry_after, 600))
     failure = {
         "error": type(exc).__name__,
         "message": exc.message,
         "track_id": exc.track_id,
-        "retry_after": getattr(exc, "retry_after", None),
+        "retry_after": exc.retry_after,
     }
     _remember(key, failure, fresh_for=fresh_for)
     return fresh_for
@@ -258,7 +258,7 @@ def poll_seconds(failures: int, error: zuora.ZuoraError | None = None) -> int:
     """The poll interval: doubled after each failed poll up to a minute, and never sooner
     than Zuora asked us to come back."""
     seconds = min(60, settings.AQUADASH_POLL_SECONDS * 2 ** min(failures, 6))
-    if isinstance(error, zuora.RateLimited) and error.retry_after:
+    if error is not None and error.retry_after:
         seconds = max(seconds, min(error.retry_after, 3600))
     return seconds
 

@@ -288,6 +288,10 @@ AQUADASH_ENCRYPTION_KEYS = fernet_keys(
 )
 # How often a page watching a running job refreshes, and so how often Zuora is asked about it.
 AQUADASH_POLL_SECONDS = envint("AQUADASH_POLL_SECONDS", 5)
+# The circuit breaker: after this many failed calls in a row to one tenant's Zuora (timeouts,
+# broken connections, 5xx), nobody asks it for AQUADASH_BREAKER_SECONDS; then one probe does.
+AQUADASH_BREAKER_FAILURES = envint("AQUADASH_BREAKER_FAILURES", 5)
+AQUADASH_BREAKER_SECONDS = envint("AQUADASH_BREAKER_SECONDS", 60)
 # How long a request waits for another request's answer from Zuora before it shows the last
 # known state instead: short, so a slow Zuora cannot hold every worker.
 AQUADASH_WAIT_SECONDS = envfloat("AQUADASH_WAIT_SECONDS", 2.0)

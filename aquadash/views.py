@@ -26,7 +26,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
-from aquadash import downloads, jobs, results, zuora
+from aquadash import breaker, downloads, jobs, results, zuora
 from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
@@ -67,9 +67,10 @@ def last_completed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     """Opens the last completed job of a stateful partner/project session."""
     partner, project = request.GET.get("partner", ""), request.GET.get("project", "")
     try:
-        job = zuora.get_last_completed_job(
-            tenant.zuora_connection(), partner=partner.strip(), project=project.strip()
-        )
+        with breaker.guarded(tenant):
+            job = zuora.get_last_completed_job(
+                tenant.zuora_connection(), partner=partner.strip(), project=project.strip()
+            )
     except zuora.JobNotFound:
         exc = zuora.JobNotFound(
             f"Zuora has no completed job for partner “{partner}” and project “{project}” in this "
@@ -558,7 +559,7 @@ def _error_page(
         # htmx swaps only 2xx answers; the fragment itself says what went wrong.
         return render(request, "job.html#live_error", context)
     response = render(request, "job_error.html", context, status=exc.http_status)
-    if isinstance(exc, zuora.RateLimited) and exc.retry_after:
+    if exc.retry_after:
         response["Retry-After"] = str(exc.retry_after)
     add_never_cache_headers(response)
     return response

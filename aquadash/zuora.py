@@ -81,6 +81,7 @@ class ZuoraError(Exception):
 
     http_status = 502
     summary = "Zuora call failed"  # a few words, for lists and audit trails
+    retry_after: int | None = None  # seconds until asking Zuora again makes sense, if known
 
     def __init__(self, message: str, *, track_id: str = "", process_id: str = "") -> None:
         super().__init__(message)
