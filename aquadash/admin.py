@@ -18,6 +18,9 @@ admin.site.site_title = "aquadash admin"
 admin.site.index_title = "Tenants, access and the lookup trail"
 
 
+SECRET_BOUND_FIELDS = {"environment", "base_url", "auth_method"}
+
+
 class TenantForm(forms.ModelForm):
     # Write-only: the stored secret is never rendered, not even masked, and blank keeps it.
     secret = forms.CharField(
@@ -25,6 +28,13 @@ class TenantForm(forms.ModelForm):
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    clear_secret = forms.BooleanField(
+        label="Clear the stored secret",
+        required=False,
+        help_text="aquadash then cannot sign in to Zuora for this tenant until a secret is "
+        "entered again.",
     )
 
     class Meta:
@@ -40,6 +50,7 @@ class TenantForm(forms.ModelForm):
             "auth_method",
             "identity",
             "secret",
+            "clear_secret",
             "groups",
         ]
 
@@ -54,16 +65,30 @@ class TenantForm(forms.ModelForm):
             self.fields["secret"].help_text = "Stored encrypted; it is never shown again."
 
     @sensitive_variables()
-    def clean_secret(self) -> str:
-        secret = self.cleaned_data["secret"]
-        if not secret and not self.instance.encrypted_secret:
-            raise forms.ValidationError("Enter the client secret or password.")
-        return secret
+    def clean(self) -> dict:
+        data = super().clean()
+        secret, clear = data.get("secret"), data.get("clear_secret")
+        if secret and clear:
+            self.add_error("clear_secret", "Either clear the secret or enter a new one.")
+        elif not secret and not clear:
+            if not self.instance.encrypted_secret:
+                self.add_error("secret", "Enter the client secret or password.")
+            elif self.instance.pk and set(self.changed_data) & SECRET_BOUND_FIELDS:
+                # The stored secret was given for one host and sign-in method: it follows no
+                # change of either unless someone who knows it types it again.
+                self.add_error(
+                    "secret",
+                    "You changed where or how aquadash signs in to Zuora: enter the secret again, "
+                    "so that it only goes where you meant it to.",
+                )
+        return data
 
     @sensitive_variables()
     def save(self, commit: bool = True) -> Tenant:
         if secret := self.cleaned_data.get("secret"):
             self.instance.set_secret(secret)
+        elif self.cleaned_data.get("clear_secret"):
+            self.instance.encrypted_secret = ""
         return super().save(commit)
 
 
@@ -86,7 +111,7 @@ class TenantAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "slug", "is_active"]}),
         ("Zuora", {"fields": ["environment", "base_url", "time_zone", "entity_id"]}),
-        ("Credentials", {"fields": ["auth_method", "identity", "secret"]}),
+        ("Credentials", {"fields": ["auth_method", "identity", "secret", "clear_secret"]}),
         ("Access", {"fields": ["groups"]}),
         ("Last contact with Zuora", {"fields": list(readonly_fields)}),
     ]

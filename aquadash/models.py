@@ -132,6 +132,13 @@ class Tenant(models.Model):
             )
         except zuora.HostNotAllowed as exc:
             raise ValidationError({"base_url": exc.message}) from None
+        if self.base_url.startswith("http://") and not settings.ZUORA_ALLOW_HTTP:
+            raise ValidationError(
+                {
+                    "base_url": "Plain http:// would send the secret unencrypted; use https:// "
+                    "(http is allowed only for development, with ZUORA_ALLOW_HTTP)."
+                }
+            )
 
     @property
     def base_url_resolved(self) -> str:
@@ -156,6 +163,10 @@ class Tenant(models.Model):
     @sensitive_variables()
     def zuora_connection(self) -> zuora.Connection:
         """Raises CredentialUnreadable (a ZuoraError) when the stored secret cannot be read."""
+        if not self.encrypted_secret:
+            raise encryption.CredentialUnreadable(
+                f"Tenant {self.name} has no stored Zuora secret. Ask an admin to enter one."
+            )
         try:
             secret = encryption.decrypt(self.encrypted_secret, tenant=self.name)
         except encryption.CredentialUnreadable:

@@ -278,6 +278,8 @@ if proxy_header := os.environ.get("SECURE_PROXY_SSL_HEADER"):
 # Zuora. Outbound calls may go only to Zuora's documented REST hosts and to these host:port pairs
 # (the simulator, tests).
 ZUORA_EXTRA_HOSTS = host_port_list("ZUORA_EXTRA_HOSTS")
+# Plain http:// base URLs send the secret unencrypted: only for a simulator on this machine.
+ZUORA_ALLOW_HTTP = envbool("ZUORA_ALLOW_HTTP", DEBUG)
 ZUORA_CONNECT_TIMEOUT = envfloat("ZUORA_CONNECT_TIMEOUT", 3.05)
 ZUORA_READ_TIMEOUT = envfloat("ZUORA_READ_TIMEOUT", 15.0)
 

@@ -134,6 +134,7 @@ def main() -> None:
         "SECURE_COOKIES": "0",
         "SECURE_HSTS_SECONDS": "0",
         "ZUORA_EXTRA_HOSTS": f"127.0.0.1:{sim_port}",
+        "ZUORA_ALLOW_HTTP": "1",
         "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3"),
         "LOG_LEVEL": "WARNING",
     }

@@ -11,6 +11,7 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("AQUADASH_ENCRYPTION_KEYS", "dGVzdHMtb25seS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("ZUORA_EXTRA_HOSTS", "127.0.0.1:1")
+os.environ.setdefault("ZUORA_ALLOW_HTTP", "1")  # the simulator speaks plain http on loopback
 
 from aquadash.settings import *  # noqa: E402, F403
 

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.core import mail
+from django.core.checks import run_checks
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -222,3 +223,75 @@ def test_test_connection_reports_rejected_credentials(
     ]
     simulator_tenant.refresh_from_db()
     assert simulator_tenant.last_contact_ok is False
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"environment": "eu-prod"},
+        {"environment": "custom", "base_url": "http://127.0.0.1:1"},
+        {"auth_method": "basic"},
+    ],
+)
+def test_changing_where_the_secret_goes_requires_it_again(
+    admin_client: Client, tenant: Tenant, change: dict
+) -> None:
+    refused = admin_client.post(change_url(tenant), form_data(tenant, **change))
+    accepted = admin_client.post(change_url(tenant), form_data(tenant, secret=NEW_SECRET, **change))
+
+    assert refused.status_code == 200
+    assert "enter the secret again" in refused.content.decode()
+    assert accepted.status_code == 302
+    assert stored_secret(tenant) == NEW_SECRET
+
+
+def test_clearing_the_secret_stops_calls_to_zuora(
+    admin_client: Client, simulator_tenant: Tenant, simulator, make_user
+) -> None:
+    response = admin_client.post(
+        change_url(simulator_tenant), form_data(simulator_tenant, clear_secret="on")
+    )
+    member = Client()
+    member.force_login(make_user("member", groups=simulator_tenant.groups.all()))
+
+    page = member.get(f"/t/{simulator_tenant.slug}/jobs/{'a' * 32}/")
+
+    assert response.status_code == 302
+    assert Tenant.objects.get(pk=simulator_tenant.pk).encrypted_secret == ""
+    assert page.status_code == 503
+    assert "no stored Zuora secret" in page.content.decode()
+    assert simulator.requests == []
+
+
+def test_clearing_and_replacing_at_once_is_refused(admin_client: Client, tenant: Tenant) -> None:
+    response = admin_client.post(
+        change_url(tenant), form_data(tenant, secret=NEW_SECRET, clear_secret="on")
+    )
+
+    assert response.status_code == 200
+    assert stored_secret(tenant) == CANARY_SECRET
+
+
+def test_plain_http_is_refused_outside_development(
+    admin_client: Client, tenant: Tenant, settings: Settings
+) -> None:
+    settings.ZUORA_ALLOW_HTTP = False
+    response = admin_client.post(
+        change_url(tenant),
+        form_data(tenant, environment="custom", base_url="http://127.0.0.1:1", secret=NEW_SECRET),
+    )
+
+    assert response.status_code == 200
+    assert "would send the secret unencrypted" in response.content.decode()
+    assert Tenant.objects.get(pk=tenant.pk).environment == tenant.environment
+
+
+@pytest.mark.django_db
+def test_the_deploy_check_warns_about_extra_hosts(settings: Settings) -> None:
+    settings.ZUORA_EXTRA_HOSTS = frozenset({("10.0.0.5", 8443)})
+    warned = [m.id for m in run_checks(include_deployment_checks=True)]
+    settings.ZUORA_EXTRA_HOSTS = frozenset()
+    quiet = [m.id for m in run_checks(include_deployment_checks=True)]
+
+    assert "aquadash.W001" in warned
+    assert "aquadash.W001" not in quiet

@@ -110,6 +110,22 @@ def test_update_with_new_secret_replaces_it(
     assert stored_secret("acme") == "a-new-secret"
 
 
+@pytest.mark.parametrize(
+    "change", [("--environment", "eu-prod"), ("--base-url", "http://127.0.0.1:8765")]
+)
+def test_update_of_where_the_secret_goes_needs_the_secret_again(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, settings, change: tuple[str, str]
+) -> None:
+    settings.ZUORA_EXTRA_HOSTS = frozenset({("127.0.0.1", 8765)})
+    with pytest.raises(CommandError, match="give the secret again"):
+        run("tenant", "update", "acme", *change)
+    assert Tenant.objects.get(slug="acme").environment == "us-prod-cloud2"
+
+    monkeypatch.setenv("AQUADASH_TENANT_SECRET", "a-new-secret")
+    run("tenant", "update", "acme", *change, "--new-secret")
+    assert stored_secret("acme") == "a-new-secret"
+
+
 def test_update_groups_replace_the_granted_ones(tenant: Tenant) -> None:
     output = run("tenant", "update", "acme", "--group", "Finance", "--group", "Ops")
     assert sorted(group.name for group in tenant.groups.all()) == ["Finance", "Ops"]

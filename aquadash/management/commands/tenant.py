@@ -90,6 +90,7 @@ class Command(BaseCommand):
 
     def save_tenant(self, tenant: Tenant, options: dict[str, Any]) -> None:
         creating = tenant.pk is None
+        signs_in = (tenant.environment, tenant.base_url, tenant.auth_method)
         for field in ("name", "auth_method", "identity", "entity_id", "time_zone"):
             if options[field] is not None:
                 setattr(tenant, field, options[field])
@@ -104,6 +105,12 @@ class Command(BaseCommand):
             tenant.full_clean(exclude=["encrypted_secret"])
         except ValidationError as exc:
             raise CommandError(_describe(exc)) from None
+        moved = (tenant.environment, tenant.base_url, tenant.auth_method) != signs_in
+        if moved and not creating and not options["new_secret"]:
+            raise CommandError(
+                "You changed where or how aquadash signs in to Zuora: give the secret again "
+                "with --new-secret, so that it only goes where you meant it to."
+            )
         if creating or options["new_secret"]:
             tenant.set_secret(read_secret())
         with transaction.atomic():
