@@ -2,9 +2,11 @@
 
 import functools
 import inspect
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponseBase
@@ -45,6 +47,24 @@ def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(request, *args, tenant=tenant, **kwargs)
 
     return wrapper
+
+
+def client_address(request: HttpRequest) -> str:
+    """The address a request came from, for sign-in throttling.
+
+    Each of our AQUADASH_TRUSTED_PROXIES appends the address it was reached from to
+    X-Forwarded-For, so the client is that many entries from the end; anything before was
+    written by the client and may be forged. With no trusted proxies the header is ignored.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.AQUADASH_TRUSTED_PROXIES
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    if proxies <= 0 or len(hops) < proxies:
+        return remote
+    try:
+        return str(ipaddress.ip_address(hops[-proxies]))
+    except ValueError:
+        return remote
 
 
 class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):

@@ -218,7 +218,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Sign-in throttling: after AXES_FAILURE_LIMIT wrong passwords for one username from one client
 # address, that pair is refused for AXES_COOLOFF_MINUTES (other users behind the same proxy are not
-# affected). The address is REMOTE_ADDR: X-Forwarded-For is not trusted, so it cannot be forged.
+# affected). The address is REMOTE_ADDR, unless AQUADASH_TRUSTED_PROXIES says how many proxies
+# of ours stand in front: then it is the X-Forwarded-For entry that the outermost one added, and
+# whatever a client wrote before it is ignored.
+AQUADASH_TRUSTED_PROXIES = envint("AQUADASH_TRUSTED_PROXIES", 0)
+AXES_CLIENT_IP_CALLABLE = "aquadash.access.client_address"
 AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

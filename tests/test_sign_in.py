@@ -1,9 +1,13 @@
 """Sign-in: Django's own login, throttled against password guessing (SECURITY-TESTS case 51)."""
 
+from importlib import import_module
+
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client
 
 LOGIN = "/accounts/login/"
+SessionStore = import_module(django_settings.SESSION_ENGINE).SessionStore
 
 
 def sign_in(client: Client, username: str, password: str, **headers: str):
@@ -70,15 +74,62 @@ def test_the_admin_sign_in_is_throttled_too(make_user, limit):
     assert response.status_code == 429
 
 
-def test_signing_in_again_changes_the_session_key(make_user):
+def test_signing_in_replaces_a_session_key_planted_before(make_user):
     make_user("alice")
+    planted = SessionStore()
+    planted["planted"] = True
+    planted.create()
     client = Client()
-    client.get(LOGIN)
-    before = client.cookies.get("sessionid")
+    client.cookies["sessionid"] = planted.session_key
 
     sign_in(client, "alice", "password")
 
-    assert client.cookies["sessionid"].value != (before.value if before else None)
+    assert client.cookies["sessionid"].value != planted.session_key
+    assert not SessionStore().exists(planted.session_key)
+
+
+def test_a_session_cookie_replayed_after_signing_out_is_refused(make_user):
+    make_user("alice")
+    client = Client()
+    sign_in(client, "alice", "password")
+    old_cookie = client.cookies["sessionid"].value
+    client.post("/accounts/logout/")
+
+    replay = Client()
+    replay.cookies["sessionid"] = old_cookie
+    response = replay.get("/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(LOGIN)
+
+
+BEHIND_ONE_PROXY = {"REMOTE_ADDR": "10.0.0.2"}  # the load balancer
+
+
+def test_behind_a_trusted_proxy_a_guesser_does_not_lock_out_the_real_user(
+    make_user, limit, settings
+):
+    settings.AQUADASH_TRUSTED_PROXIES = 1
+    make_user("alice")
+    guesser = Client()
+    for attempt in range(limit):
+        # Whatever the guesser writes, the proxy appends the address it really came from.
+        forged = f"198.51.100.{attempt}, 203.0.113.9"
+        sign_in(guesser, "alice", "guess", HTTP_X_FORWARDED_FOR=forged, **BEHIND_ONE_PROXY)
+
+    locked = sign_in(
+        guesser,
+        "alice",
+        "password",
+        HTTP_X_FORWARDED_FOR="198.51.100.99, 203.0.113.9",
+        **BEHIND_ONE_PROXY,
+    )
+    alice = sign_in(
+        Client(), "alice", "password", HTTP_X_FORWARDED_FOR="192.0.2.44", **BEHIND_ONE_PROXY
+    )
+
+    assert locked.status_code == 429
+    assert alice.status_code == 302
 
 
 @pytest.mark.parametrize("next_url", ["https://evil.test/", "//evil.test", "/\\evil.test"])
