@@ -6,13 +6,15 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django_htmx.http import HttpResponseClientRedirect
 
-from aquadash.models import Tenant
+from aquadash.models import AuditEvent, Tenant
 
 NOT_FOUND = "No such tenant."
 
@@ -32,6 +34,7 @@ def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
             user = await request.auser()
             tenant = await Tenant.objects.visible_to(user).filter(slug=tenant_slug).afirst()
             if tenant is None:
+                await sync_to_async(_refused)(user, tenant_slug, request.path)
                 raise Http404(NOT_FOUND)
             return await view(request, *args, tenant=tenant, **kwargs)
 
@@ -43,10 +46,19 @@ def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
     ) -> HttpResponseBase:
         tenant = Tenant.objects.visible_to(request.user).filter(slug=tenant_slug).first()
         if tenant is None:
+            _refused(request.user, tenant_slug, request.path)
             raise Http404(NOT_FOUND)
         return view(request, *args, tenant=tenant, **kwargs)
 
     return wrapper
+
+
+def _refused(user: AbstractBaseUser | AnonymousUser, slug: str, path: str) -> None:
+    """Note a refusal of a tenant that exists (an unknown name is just a typo)."""
+    if tenant := Tenant.objects.filter(slug=slug).first():
+        AuditEvent.record(
+            AuditEvent.Kind.ACCESS_DENIED, user=user, tenant=tenant, target=path, once_per=300
+        )
 
 
 def client_address(request: HttpRequest) -> str:

@@ -11,7 +11,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from aquadash.models import Download, JobSnapshot, Lookup, RecordCount, Tenant
+from aquadash.models import AuditEvent, Download, JobSnapshot, Lookup, RecordCount, Tenant
 
 admin.site.site_header = "aquadash administration"
 admin.site.site_title = "aquadash admin"
@@ -19,6 +19,7 @@ admin.site.index_title = "Tenants, access and the lookup trail"
 
 
 SECRET_BOUND_FIELDS = {"environment", "base_url", "auth_method"}
+CREDENTIAL_FIELDS = SECRET_BOUND_FIELDS | {"identity", "entity_id", "secret", "clear_secret"}
 
 
 class TenantForm(forms.ModelForm):
@@ -159,8 +160,27 @@ class TenantAdmin(admin.ModelAdmin):
         self._report_check(request, tenant)
         return HttpResponseRedirect(reverse("admin:aquadash_tenant_change", args=[tenant.pk]))
 
+    def save_model(
+        self, request: HttpRequest, tenant: Tenant, form: TenantForm, change: bool
+    ) -> None:
+        super().save_model(request, tenant, form, change)
+        fields = [name for name in form.changed_data if name in CREDENTIAL_FIELDS]
+        if fields or not change:
+            detail = (
+                "secret cleared"
+                if "clear_secret" in fields
+                else ("secret replaced" if "secret" in fields else "")
+            )
+            AuditEvent.record(
+                AuditEvent.Kind.CREDENTIALS_CHANGED,
+                user=request.user,
+                tenant=tenant,
+                target=", ".join(fields) if change else "tenant added",
+                detail=detail,  # names of fields only: never a value
+            )
+
     def _report_check(self, request: HttpRequest, tenant: Tenant) -> None:
-        ok, message = tenant.check_connection()
+        ok, message = tenant.check_connection(by=request.user)
         level = messages.SUCCESS if ok else messages.ERROR
         self.message_user(request, f"{tenant.name}: {message}", level)
 
@@ -208,3 +228,13 @@ class RecordCountAdmin(ReadOnlyAdmin):
     list_display = ["checked_at", "tenant", "job_id", "batch_id", "counted", "expected"]
     list_filter = ["tenant"]
     search_fields = ["job_id", "batch_id"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    """Read-only for everyone, superusers included: the trail is only ever appended to."""
+
+    list_display = ["at", "kind", "username", "tenant_name", "target", "detail"]
+    list_filter = ["kind", "tenant", "at"]
+    search_fields = ["username", "tenant_name", "target"]
+    date_hierarchy = "at"

@@ -171,6 +171,12 @@ class Tenant(models.Model):
             secret = encryption.decrypt(self.encrypted_secret, tenant=self.name)
         except encryption.CredentialUnreadable:
             logger.warning("The stored secret of tenant %s cannot be decrypted", self.slug)
+            AuditEvent.record(
+                AuditEvent.Kind.CREDENTIALS_UNREADABLE,
+                tenant=self,
+                detail="The keys changed or the stored text was altered.",
+                once_per=300,
+            )
             raise
         return zuora.Connection(
             base_url=self.base_url_resolved,
@@ -185,13 +191,21 @@ class Tenant(models.Model):
             read_timeout=settings.ZUORA_READ_TIMEOUT,
         )
 
-    def check_connection(self) -> tuple[bool, str]:
+    def check_connection(self, *, by: AbstractBaseUser | None = None) -> tuple[bool, str]:
         """Ask Zuora whether the stored credentials work; records and returns the answer."""
         try:
             ok, message = True, zuora.check_credentials(self.zuora_connection())
         except zuora.ZuoraError as exc:
             ok, message = False, exc.message
         self.record_contact(ok, message)
+        if not ok:
+            AuditEvent.record(
+                AuditEvent.Kind.CONNECTION_TEST_FAILED,
+                user=by,
+                username="manage.py" if by is None else "",
+                tenant=self,
+                detail=message,
+            )
         return ok, message
 
     def record_contact(self, ok: bool, message: str) -> None:
@@ -383,6 +397,15 @@ class Download(models.Model):
         self.save(
             update_fields=["outcome", "detail", "records_counted", "finished_at", "bytes_sent"]
         )
+        AuditEvent.record(
+            AuditEvent.Kind.DOWNLOAD,
+            user=self.user,
+            username=self.username,
+            tenant=self.tenant,
+            target=f"job {self.job_id}" + (f" file {self.file_id}" if self.file_id else ""),
+            detail=f"{self.get_kind_display()}{f' ({self.variant})' if self.variant else ''}: "
+            f"{self.get_outcome_display()}, {self.bytes_sent:,} bytes sent",
+        )
 
 
 class RecordCount(models.Model):
@@ -412,3 +435,76 @@ class RecordCount(models.Model):
     @property
     def matches(self) -> bool:
         return self.expected is None or self.counted == self.expected
+
+
+class AuditEvent(models.Model):
+    """The security audit trail: append-only, and never holding a secret's value.
+
+    Page views are in Lookup and result data in Download; this holds what a security review
+    asks about: credentials changed or unreadable, failed connection tests, tenants refused,
+    sign-in lockouts and downloads.
+    """
+
+    class Kind(models.TextChoices):
+        CREDENTIALS_CHANGED = "credentials_changed", "credentials changed"
+        CREDENTIALS_UNREADABLE = "credentials_unreadable", "stored credentials unreadable"
+        CONNECTION_TEST_FAILED = "connection_test_failed", "connection test failed"
+        ACCESS_DENIED = "access_denied", "tenant access denied"
+        LOCKED_OUT = "locked_out", "sign-in locked out"
+        DOWNLOAD = "download", "result data downloaded"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    username = models.CharField(max_length=150, blank=True, help_text="Kept if the user goes.")
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    tenant_name = models.CharField(max_length=100, blank=True, help_text="Kept if it goes.")
+    target = models.CharField(max_length=200, blank=True, help_text="Job, file or field.")
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "-at"], name="audit_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()} {self.username}".strip()
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Audit events are never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit events are never deleted.")
+
+    @classmethod
+    def record(
+        cls,
+        kind: str,
+        *,
+        user: AbstractBaseUser | AnonymousUser | None = None,
+        username: str = "",
+        tenant: Tenant | None = None,
+        target: str = "",
+        detail: str = "",
+        once_per: int = 0,
+    ) -> None:
+        """Append an event; with `once_per` seconds, at most one such event per user, tenant
+        and target in that time (a poll every 5 seconds is one denial, not hundreds)."""
+        known = user if user is not None and user.is_authenticated else None
+        if once_per:
+            key = f"audit:{kind}:{known.pk if known else username}:{tenant.pk if tenant else ''}"
+            if not shared_cache.add(f"{key}:{target}", 1, once_per):
+                return
+        cls.objects.create(
+            kind=kind,
+            user=known,
+            username=(known.get_username() if known else username)[:150],
+            tenant=tenant,
+            tenant_name=tenant.name if tenant else "",
+            target=target[:200],
+            detail=detail[:500],
+        )

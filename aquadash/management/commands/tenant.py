@@ -17,7 +17,7 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from aquadash import zuora
-from aquadash.models import CUSTOM_ENVIRONMENT, Tenant
+from aquadash.models import CUSTOM_ENVIRONMENT, AuditEvent, Tenant
 
 SECRET_VARIABLE = "AQUADASH_TENANT_SECRET"
 
@@ -117,6 +117,14 @@ class Command(BaseCommand):
             tenant.save()
             if options["groups"] is not None:
                 tenant.groups.set([self._group(name) for name in options["groups"]])
+            if creating or moved or options.get("new_secret") or options["identity"] is not None:
+                AuditEvent.record(
+                    AuditEvent.Kind.CREDENTIALS_CHANGED,
+                    username="manage.py tenant",
+                    tenant=tenant,
+                    target="tenant added" if creating else "credentials",
+                    detail="secret replaced" if options.get("new_secret") else "",
+                )
         verb = "Added" if creating else "Updated"
         self.stdout.write(self.style.SUCCESS(f"{verb} tenant {tenant.name} ({tenant.slug})."))
 
