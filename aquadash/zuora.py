@@ -526,6 +526,10 @@ def _parse_batch(data: Any) -> Batch:
     segments = data.get("segments") or []
     if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
         raise _ShapeError("'segments' is not a list of file IDs")
+    # File IDs go into our download links, so they must be what Zuora's IDs are.
+    segments = [segment.lower() for segment in segments]
+    if not all(ZUORA_ID.fullmatch(segment) for segment in segments):
+        raise _ShapeError("a segment is not a Zuora file ID")
     deleted = data.get("deleted")
     if deleted is not None and not isinstance(deleted, dict):
         raise _ShapeError("'deleted' is not an object")
@@ -538,7 +542,7 @@ def _parse_batch(data: Any) -> Batch:
         api_version=_text(data, "apiVersion"),
         record_count=_integer(data.get("recordCount"), "recordCount"),
         full=_boolean(data.get("full"), "full"),
-        file_id=_text(data, "fileId"),
+        file_id=_zuora_id(data, "fileId") if data.get("fileId") else "",
         segments=tuple(segments),
         message=_text(data, "message", limit=MAX_MESSAGE),
         deleted=deleted,

@@ -2,6 +2,7 @@
 
 import re
 import threading
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import Group
@@ -1073,3 +1074,30 @@ def test_the_home_page_has_no_duplicate_element_ids(client, simulator_tenant):
 
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert len(ids) == len(set(ids))
+
+
+def test_the_same_job_id_in_two_tenants_is_two_jobs(
+    client, simulator_tenant, simulator, sim_clock, make_tenant, settings
+):
+    other_zuora = sim.Simulator(clock=sim_clock)
+    with sim.serve(other_zuora):
+        host_port = (urlsplit(other_zuora.url).hostname, urlsplit(other_zuora.url).port)
+        settings.ZUORA_EXTRA_HOSTS = settings.ZUORA_EXTRA_HOSTS | {host_port}
+        other = make_tenant(
+            "other",
+            secret=sim.DEMO_CLIENT_SECRET,
+            environment="custom",
+            base_url=other_zuora.url,
+            identity=sim.DEMO_CLIENT_ID,
+            groups=simulator_tenant.groups.all(),
+        )
+        other_zuora.forget_job(sim.MULTI_BATCH_JOB_ID)
+
+        here = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+        there = client.get(job_url(other, sim.MULTI_BATCH_JOB_ID))
+        here_again = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    assert here.status_code == here_again.status_code == 200
+    assert there.status_code == 404
+    assert JobSnapshot.objects.filter(job_id=sim.MULTI_BATCH_JOB_ID).count() == 1
+    assert other_zuora.count(path_prefix="/v1/batch-query/jobs/") == 1

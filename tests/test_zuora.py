@@ -2,6 +2,8 @@
 
 import logging
 import socket
+import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -738,3 +740,45 @@ def test_a_zuora_host_is_connected_to_at_the_public_address_that_was_checked(mon
         zuora.get_job(zuora_production(), job_id=EXAMPLE_FILE_JOB)
 
     assert attempts == [("8.8.8.8", 443)]
+
+
+def test_a_byte_drip_is_cut_off_at_the_overall_deadline(simulator):
+    simulator.add_fault("drip", job_id=EXAMPLE_FILE_JOB, interval=0.05)
+
+    with pytest.raises(zuora.ZuoraTimeout, match="took too long"):
+        zuora.get_job(
+            connect(simulator, read_timeout=2.0, total_timeout=0.5), job_id=EXAMPLE_FILE_JOB
+        )
+    assert simulator.requests[-1].finished is False
+
+
+def test_a_token_request_whose_answer_is_lost_is_not_sent_again(simulator):
+    simulator.add_fault("drop", path="/oauth/token")
+
+    with pytest.raises(zuora.ZuoraUnavailable):
+        zuora.get_job(connect(simulator), job_id=EXAMPLE_FILE_JOB)
+
+    assert tokens_issued(simulator) == 1
+    assert job_requests(simulator, EXAMPLE_FILE_JOB) == 0
+
+
+def test_twenty_first_lookups_at_once_share_one_token(simulator):
+    conn = connect(simulator, sleep=time.sleep)
+    start = threading.Barrier(20, timeout=30)
+    failures = []
+
+    def look_up() -> None:
+        start.wait()
+        try:
+            zuora.get_job(conn, job_id=EXAMPLE_FILE_JOB)
+        except zuora.ZuoraError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=look_up) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
+    assert tokens_issued(simulator) == 1

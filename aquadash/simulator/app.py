@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aquadash.simulator import catalogue
-from aquadash.simulator.faults import WRAPPING, Fault, replacement, truncated
+from aquadash.simulator.faults import WRAPPING, Fault, dripped, replacement, truncated
 from aquadash.simulator.files import ResultFile
 from aquadash.simulator.jobs import FINAL_STATUSES, Job, Rejected, submitted_job
 from aquadash.simulator.responses import (
@@ -266,6 +266,8 @@ class Simulator:
                 raise DropConnection  # after the work is done: the answer is what gets lost
             if fault is not None and fault.kind == "truncated":
                 response = truncated(response, fault.params)
+            if fault is not None and fault.kind == "drip":
+                response = dripped(response, fault.params)
 
         record.status = response.status
         response.body = _delivered(response.body, record)

@@ -1,6 +1,7 @@
 """Faults on demand: the ways Zuora, or what stands in front of it, can fail a request."""
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from aquadash.simulator.responses import (
 )
 
 # Faults that change how a normal answer is delivered rather than replacing it.
-WRAPPING = frozenset({"slow", "truncated", "drop"})
+WRAPPING = frozenset({"slow", "truncated", "drop", "drip"})
 KINDS = WRAPPING | {
     "rate_limited",
     "server_error",
@@ -131,6 +132,20 @@ def truncated(response: Response, params: dict[str, Any]) -> Response:
     headers = [(k, v) for k, v in response.headers if k.lower() != "content-length"]
     headers.append(("Content-Length", str(declared)))
     return Response(response.status, headers, _cut(response.body, send))
+
+
+def dripped(response: Response, params: dict[str, Any]) -> Response:
+    """The normal answer one byte at a time, `interval` seconds (real time) apart: each read
+    gets a byte well inside any read timeout, so only an overall deadline ends it."""
+    interval = float(params.get("interval", 0.05))
+    return Response(response.status, response.headers, _drip(response.body, interval))
+
+
+def _drip(body: Any, interval: float) -> Iterator[bytes]:
+    for chunk in body:
+        for byte in chunk:
+            time.sleep(interval)
+            yield bytes([byte])
 
 
 def _cut(body: Any, send: int) -> Iterator[bytes]:
