@@ -206,7 +206,7 @@ if REDIS_URL:
         }
     }
     # Sessions read from Redis and written through to the database, which keeps them.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_ENGINE = "aquadash.sessions"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -22,38 +22,25 @@ project's requirements (gunicorn among them).
 
 import argparse
 import os
-import secrets
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import requests
-from cryptography.fernet import Fernet
+from harness import (
+    MANAGE,
+    SIM_AUTH,
+    environment,
+    free_port,
+    gunicorn,
+    prepare,
+    processes,
+    signed_in,
+    start,
+    wait_for,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
 CHUNK = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not start")
 
 
 def workers(pid: int) -> list[str]:
@@ -122,73 +109,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="aquadash-bench-"))
     sim_port, plain_port, counted_port = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "AQUADASH_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "0",
-        "SECURE_COOKIES": "0",
-        "SECURE_HSTS_SECONDS": "0",
-        "ZUORA_EXTRA_HOSTS": f"127.0.0.1:{sim_port}",
-        "ZUORA_ALLOW_HTTP": "1",
-        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3"),
-        "LOG_LEVEL": "WARNING",
-    }
-    processes = []
-
-    def start(command: list[str], **extra: str) -> subprocess.Popen:
-        process = subprocess.Popen(  # noqa: S603
-            command,
-            cwd=ROOT,
-            env={**env, **extra},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        return process
-
-    try:
-        manage = [PYTHON, "manage.py"]
-        for command in (["migrate", "--noinput"], ["collectstatic", "--noinput"]):
-            subprocess.run([*manage, *command], cwd=ROOT, env=env, check=True, capture_output=True)
-        password = secrets.token_urlsafe(16)
-        setup = (
-            "from django.contrib.auth.models import User\n"
-            "from aquadash.models import Tenant\n"
-            "from aquadash.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET\n"
-            "Tenant.objects.filter(slug='bench').delete()\n"
-            f"t = Tenant(slug='bench', name='Bench', environment='custom', "
-            f"base_url='http://127.0.0.1:{sim_port}', identity=DEMO_CLIENT_ID)\n"
-            "t.set_secret(DEMO_CLIENT_SECRET); t.full_clean(); t.save()\n"
-            "User.objects.filter(username='bench').delete()\n"
-            f"User.objects.create_superuser('bench', password='{password}')\n"
-        )
-        subprocess.run(  # noqa: S603
-            [*manage, "shell", "-c", setup], cwd=ROOT, env=env, check=True, capture_output=True
-        )
-        start([*manage, "simulate_zuora", "--port", str(sim_port)])
-        gunicorn = [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "aquadash.wsgi",
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--timeout",
-            "120",
-        ]
-        plain_server = start(
-            [*gunicorn, "--bind", f"127.0.0.1:{plain_port}"], AQUADASH_COUNT_RECORDS="0"
-        )
-        counted_server = start([*gunicorn, "--bind", f"127.0.0.1:{counted_port}"])
+    env = environment(sim_port)
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    with processes() as started:
+        password = prepare(env, sim_port)
+        start(started, [*MANAGE, "simulate_zuora", "--port", str(sim_port)], env)
+        plain_server = start(started, gunicorn(plain_port), {**env, "AQUADASH_COUNT_RECORDS": "0"})
+        counted_server = start(started, gunicorn(counted_port), env)
         simulator = f"http://127.0.0.1:{sim_port}"
         for url in (
             simulator + "/_simulator/catalogue",
@@ -200,27 +129,14 @@ def main() -> None:
         job_id = requests.post(
             f"{simulator}/_simulator/jobs", json={"size": args.size}, timeout=10
         ).json()["id"]
-        auth = ("demo@aquadash.example", "demo-password")
+        auth = SIM_AUTH
         job = requests.get(f"{simulator}/v1/batch-query/jobs/{job_id}", auth=auth, timeout=10)
         file_id = job.json()["batches"][0]["fileId"]
         sessions = {}
         for port in (plain_port, counted_port):
-            session = requests.Session()
             base = f"http://127.0.0.1:{port}"
-            session.get(f"{base}/accounts/login/", timeout=10)
-            login = session.post(
-                f"{base}/accounts/login/",
-                timeout=10,
-                data={
-                    "username": "bench",
-                    "password": password,
-                    "csrfmiddlewaretoken": session.cookies["csrftoken"],
-                },
-                headers={"Referer": f"{base}/accounts/login/"},
-            )
-            login.raise_for_status()
-            session.get(f"{base}/t/bench/jobs/{job_id}/", timeout=30).raise_for_status()
-            sessions[port] = session
+            sessions[port] = signed_in(base, password)
+            sessions[port].get(f"{base}/t/bench/jobs/{job_id}/", timeout=30).raise_for_status()
         file_path = f"/t/bench/jobs/{job_id}/files/{file_id}"
 
         results: dict[str, list[float]] = {"direct": [], "plain": [], "counted": []}
@@ -275,11 +191,6 @@ def main() -> None:
             f"\n{os.cpu_count()} CPUs; simulator, two gunicorn servers (2 gthread workers) and "
             f"this client on one machine; database {env['DATABASE_URL'].split(':')[0]}."
         )
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -1033,6 +1033,26 @@ def test_with_the_shared_cache_down_each_process_still_asks_zuora_once_per_inter
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
 
 
+def test_sessions_cached_in_a_redis_that_is_down_come_from_the_database(
+    simulator_tenant, make_user, settings
+):
+    settings.SESSION_ENGINE = "aquadash.sessions"  # as with REDIS_URL
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    client = Client()
+    client.force_login(make_user("finance", groups=simulator_tenant.groups.all()))
+
+    page = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+    again = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+
+    assert page.status_code == again.status_code == 200
+
+
 def test_the_favicon_is_served_to_anyone():
     response = Client().get("/favicon.ico")
 

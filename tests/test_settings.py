@@ -43,7 +43,10 @@ SHOW_DATABASE = (
 
 def test_sqlite_queues_writers_instead_of_failing(tmp_path):
     result = start_django(
-        DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", then=SHOW_DATABASE
+        drop=("REDIS_URL",),
+        DEBUG="1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        then=SHOW_DATABASE,
     )
 
     assert result.stdout.split() == ["django.contrib.sessions.backends.db", "wal", "IMMEDIATE"]
@@ -57,7 +60,7 @@ def test_with_redis_sessions_are_read_from_the_cache(tmp_path):
         then="from django.conf import settings; print(settings.SESSION_ENGINE)",
     )
 
-    assert result.stdout.strip() == "django.contrib.sessions.backends.cached_db"
+    assert result.stdout.strip() == "aquadash.sessions"
 
 
 @pytest.mark.django_db
