@@ -102,22 +102,11 @@ def start(started: list, command: list[str], env: dict[str, str]) -> subprocess.
 
 
 def gunicorn(port: int, workers: int = 2, threads: int = 4) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "aquadash.wsgi",
-        "--worker-class",
-        "gthread",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--timeout",
-        "120",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
+    # Idle connections are kept longer than the 2 s between polls: else the server closes one
+    # just as a client reuses it, a race browsers retry and these simple clients would count.
+    options = f"--worker-class gthread --workers {workers} --threads {threads} --timeout 120 "
+    options += f"--keep-alive 10 --bind 127.0.0.1:{port}"
+    return [sys.executable, "-m", "gunicorn", "aquadash.wsgi", *options.split()]
 
 
 def signed_in(base: str, password: str) -> requests.Session:

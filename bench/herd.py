@@ -61,7 +61,7 @@ def crowd(base: str, password: str, viewers: int, refreshers: int, seconds: floa
                 response = session.get(url, params=params, headers=headers, timeout=30)
                 problem = "" if response.status_code == 200 else f"HTTP {response.status_code}"
             except requests.RequestException as exc:
-                problem = type(exc).__name__
+                problem = f"{type(exc).__name__}: {str(exc)[:120]}"
             with lock:
                 times.append(time.perf_counter() - started)
                 if problem:
