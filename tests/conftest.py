@@ -91,7 +91,7 @@ def simulator(sim_clock: FakeClock) -> Iterator[Simulator]:
 # anywhere in the suite may contain it (see `canary_never_leaks`).
 CANARY_SECRET = "canary-s3cret-4f1d9b2e7a-must-never-leak"
 
-# SECURITY-TESTS case 13: base URLs a tenant must never be given.
+# Base URLs a tenant must never be given: metadata services, look-alikes, numeric and user@ forms.
 DISALLOWED_BASE_URLS = [
     "http://169.254.169.254/",
     "https://rest.zuora.com.evil.test",

@@ -1,4 +1,4 @@
-"""Sign-in: Django's own login, throttled against password guessing (SECURITY-TESTS case 51)."""
+"""Sign-in: Django's own login, throttled against password guessing, behind proxies too."""
 
 from importlib import import_module
 
