@@ -229,24 +229,9 @@ def test_forty_refresh_clicks_at_once_cost_one_call_to_zuora(
     simulator_tenant, make_user, simulator
 ):
     user = make_user("clicker", groups=simulator_tenant.groups.all())
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    statuses = []
-    start = threading.Barrier(40, timeout=30)
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID) + "?refresh=1"
 
-    def refresh() -> None:
-        try:
-            client = Client()
-            client.force_login(user)
-            start.wait()
-            statuses.append(client.get(url + "?refresh=1").status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=refresh) for _ in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = at_once([user] * 40, lambda client: client.get(url))
 
     assert statuses == [200] * 40
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
@@ -302,25 +287,34 @@ def test_while_another_server_asks_zuora_the_last_known_state_is_served(
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
 
 
-@pytest.mark.django_db(transaction=True)
-def test_many_concurrent_watchers_cause_one_call_to_zuora(simulator_tenant, make_user, simulator):
-    watcher = make_user("watcher", groups=simulator_tenant.groups.all())
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+def at_once(people: list, request) -> list[int]:
+    """The status of one request per person, all sent at the same moment from threads."""
     statuses = []
+    start = threading.Barrier(len(people), timeout=30)
 
-    def watch() -> None:
+    def one(person) -> None:
         try:
             client = Client()
-            client.force_login(watcher)
-            statuses.append(client.get(url, **HTMX).status_code)
+            client.force_login(person)
+            start.wait()
+            statuses.append(request(client).status_code)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=watch) for _ in range(12)]
+    threads = [threading.Thread(target=one, args=(person,)) for person in people]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return statuses
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_concurrent_watchers_cause_one_call_to_zuora(simulator_tenant, make_user, simulator):
+    watcher = make_user("watcher", groups=simulator_tenant.groups.all())
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+
+    statuses = at_once([watcher] * 12, lambda client: client.get(url, **HTMX))
 
     assert statuses == [200] * 12
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
@@ -332,23 +326,8 @@ def test_twenty_people_opening_a_running_job_at_once_all_see_it(
 ):
     people = [make_user(f"person{n}", groups=simulator_tenant.groups.all()) for n in range(20)]
     url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    statuses = []
-    start = threading.Barrier(len(people), timeout=30)
 
-    def open_page(person) -> None:
-        try:
-            client = Client()
-            client.force_login(person)
-            start.wait()
-            statuses.append(client.get(url).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=open_page, args=(person,)) for person in people]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = at_once(people, lambda client: client.get(url))
 
     assert statuses == [200] * 20
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
