@@ -206,6 +206,7 @@ class JobFacts:
     files_expire_at: datetime | None  # Zuora purges result files a few days after completion
     file_retention_days: int
     batches_done: int
+    batch_outcomes: list[tuple[str, int]]  # ("completed", 3), ("aborted", 1): final batches only
     batches_total: int
     total_records: int
 
@@ -249,6 +250,11 @@ def describe(state: JobState, tenant: Tenant) -> JobFacts:
         files_expire_at=files_expire_at,
         file_retention_days=settings.AQUADASH_FILE_RETENTION_DAYS,
         batches_done=sum(batch.is_final for batch in job.batches),
+        batch_outcomes=[
+            (status, count)
+            for status in zuora.BATCH_STATUSES
+            if (count := sum(batch.status == status and batch.is_final for batch in job.batches))
+        ],
         batches_total=len(job.batches),
         total_records=sum(batch.record_count or 0 for batch in job.batches),
     )

@@ -96,7 +96,7 @@ def test_a_job_of_thousands_of_batches_is_shown_a_page_at_a_time(
     assert first.content.decode().count('<tbody class="batch">') == 100
     assert "Page 1 of 50" in first.content.decode()
     assert f"{4999:032x}" in last.content.decode()
-    assert "5000 of 5000 done · 12,497,500 records" in first.content.decode()  # all batches
+    assert "5,000 completed of 5,000 · 12,497,500 records" in first.content.decode()
 
 
 def test_a_huge_query_is_shortened_with_the_whole_text_one_click_away(

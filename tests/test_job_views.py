@@ -1100,3 +1100,18 @@ def test_the_same_job_id_in_two_tenants_is_two_jobs(
     assert there.status_code == 404
     assert JobSnapshot.objects.filter(job_id=sim.MULTI_BATCH_JOB_ID).count() == 1
     assert other_zuora.count(path_prefix="/v1/batch-query/jobs/") == 1
+
+
+def test_the_batch_summary_counts_failures_honestly(client, simulator_tenant):
+    html = client.get(job_url(simulator_tenant, sim.ABORTED_JOB_ID)).content.decode()
+
+    assert "1 completed, 1 aborted of 2 · 42 records" in html
+
+
+def test_records_not_yet_known_are_a_dash_not_zero(client, simulator_tenant):
+    html = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID)).content.decode()
+
+    cells = re.findall(r'<td class="num">(.*?)</td>', html)
+    assert cells[0] == "7"  # the batch already done
+    assert all("—" in cell for cell in cells[2:])  # still pending
+    assert "1 completed of 5" in html

@@ -39,10 +39,16 @@
     });
   });
 
+  // "/" jumps to the job field. It is typed only where it can belong: never into the empty job
+  // field (a job ID has no "/"; the hint invites pressing it while the field has focus).
   document.addEventListener("keydown", function (event) {
-    if (event.key !== "/" || event.target.closest("input, textarea, select")) return;
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
     var field = document.getElementById("id_job");
-    if (field) { event.preventDefault(); field.focus(); field.select(); }
+    var typing = event.target.closest("input, textarea, select");
+    if (!field || (typing && !(event.target === field && field.value === ""))) return;
+    event.preventDefault();
+    field.focus();
+    field.select();
   });
 
   // The live section carries data-poll="<seconds>" until the job is final; the final fragment
