@@ -18,6 +18,13 @@ from aquadash.models import JobSnapshot, Lookup, Tenant
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 UNKNOWN_JOB = "0123456789abcdef0123456789abcdef"
+REDIS_DOWN = {  # a shared cache on a closed port
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+    }
+}
 
 
 def job_url(tenant: Tenant, job_id: str, suffix: str = "") -> str:
@@ -979,13 +986,7 @@ def test_a_first_lookup_rate_limited_is_not_retried_before_retry_after(
 
 
 def test_with_the_shared_cache_down_pages_still_work(client, simulator_tenant, settings):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        }
-    }
+    settings.CACHES = REDIS_DOWN
 
     page = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
     poll = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID), **HTMX)
@@ -997,13 +998,7 @@ def test_with_the_shared_cache_down_pages_still_work(client, simulator_tenant, s
 def test_with_the_shared_cache_down_each_process_still_asks_zuora_once_per_interval(
     client, simulator_tenant, simulator, settings
 ):
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        }
-    }
+    settings.CACHES = REDIS_DOWN
     url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
 
     for _ in range(5):
@@ -1016,13 +1011,7 @@ def test_sessions_cached_in_a_redis_that_is_down_come_from_the_database(
     simulator_tenant, make_user, settings
 ):
     settings.SESSION_ENGINE = "aquadash.sessions"  # as with REDIS_URL
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:1/0",
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        }
-    }
+    settings.CACHES = REDIS_DOWN
     client = Client()
     client.force_login(make_user("finance", groups=simulator_tenant.groups.all()))
 
