@@ -99,6 +99,7 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         if request.session.get("last_tenant") != tenant.slug:  # a session write only on change
             request.session["last_tenant"] = tenant.slug
     failures = _failures(request) + 1 if state.error else 0
+    has_files = any(batch.file_ids for batch in state.job.batches)
     context = {
         "tenant": tenant,
         "state": state,
@@ -109,14 +110,16 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         "poll_seconds": jobs.poll_seconds(failures, state.error),
         "failures": failures,
         "curl": jobs.curl_command(tenant, state.job.id),
-        "has_files": any(batch.file_ids for batch in state.job.batches),
+        "has_files": has_files,
         "pgp": state.job.encrypted.lower() == "pgp",
         "file_extension": downloads.extension(state.job),
         "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
         "counts": {
             count.batch_id: count
             for count in RecordCount.objects.filter(tenant=tenant, job_id=state.job.id)
-        },
+        }
+        if has_files
+        else {},
         "downloads": Download.objects.filter(tenant=tenant, job_id=state.job.id).order_by(
             "-started_at"
         )[:20],

@@ -33,6 +33,13 @@ class FakeClock:
         self.now += seconds
 
 
+def wait_until(condition: Callable[[], object], seconds: float = 5.0) -> None:
+    """Wait for something another thread or process does, for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def start_django(
     *, drop: tuple[str, ...] = (), then: str = "", **env: str
 ) -> subprocess.CompletedProcess:

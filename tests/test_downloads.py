@@ -3,7 +3,6 @@ preview, the record-count check, failures and the audit trail, against the simul
 
 import csv
 import io
-import time
 import zipfile
 from datetime import datetime
 
@@ -15,6 +14,7 @@ from django.utils.http import content_disposition_header
 
 from aquadash import simulator as sim
 from aquadash.models import Download, JobSnapshot, RecordCount, Tenant
+from tests.conftest import wait_until
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 AUTH = (sim.DEMO_USERNAME, sim.DEMO_PASSWORD)
@@ -642,9 +642,3 @@ def test_admins_read_the_download_trail_but_cannot_change_it(client, simulator_t
     assert listing.status_code == 200 and file_id in listing.content.decode()
     assert change.status_code == 403 and delete.status_code == 403
     assert Download.objects.get(pk=download.pk).outcome == "complete"
-
-
-def wait_until(condition, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)

@@ -17,6 +17,7 @@ from django.db import connection
 from django.test import Client
 
 from aquadash import simulator as sim
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 
@@ -146,10 +147,7 @@ def test_a_browser_that_leaves_closes_zuoras_stream(server, browser, simulator_t
     with browser.get(url, stream=True, timeout=30) as response:
         next(response.iter_content(65536))
     record = simulator.requests[-1]
-    for _ in range(200):
-        if record.closed:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: record.closed, seconds=10)
 
     assert record.closed and not record.finished
     assert record.bytes_sent < 100_000_000

@@ -371,6 +371,16 @@ def test_a_poll_answered_from_the_shared_cache_writes_nothing(client, simulator_
     assert writes(queries) == []
 
 
+def test_a_poll_does_not_read_the_download_trail(client, simulator_tenant):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url, **HTMX)
+
+    assert not [q for q in queries.captured_queries if "aquadash_download" in q["sql"]]
+
+
 def test_a_request_served_another_requests_answer_does_not_store_it_again(client, simulator_tenant):
     client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
     cached = cache.get(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}")

@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import io
 import json
-import time
 import zipfile
 from datetime import datetime
 from typing import Any
@@ -46,6 +45,7 @@ from aquadash.simulator import (
     ZIP_JOB_ID,
     Simulator,
 )
+from tests.conftest import wait_until
 
 AUTH = (DEMO_USERNAME, DEMO_PASSWORD)
 TIMEOUT = 5
@@ -851,17 +851,13 @@ def test_file_body_fault_serves_exactly_the_bytes_given(simulator):
 
 
 def test_a_client_that_hangs_up_is_noticed(simulator):
-    file_id = job(simulator, MULTI_BATCH_JOB_ID)["batches"][0]["fileId"]
     job_id = simulator.add_job(size=200_000_000)
     file_id = job(simulator, job_id)["batches"][0]["fileId"]
 
     with get(simulator, f"/v1/files/{file_id}", stream=True) as response:
         next(response.iter_content(65536))
     record = simulator.requests[-1]
-    for _ in range(100):
-        if record.closed:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: record.closed)
 
     assert record.closed is True
     assert record.finished is False
