@@ -301,6 +301,9 @@ AQUADASH_BREAKER_SECONDS = envint("AQUADASH_BREAKER_SECONDS", 60)
 # How long a request waits for another request's answer from Zuora before it shows the last
 # known state instead: short, so a slow Zuora cannot hold every worker.
 AQUADASH_WAIT_SECONDS = envfloat("AQUADASH_WAIT_SECONDS", 2.0)
+# Off only for bench/herd.py's baseline: each poll of a running job then asks Zuora itself,
+# with no shared answer and no single-flight lock. Never turn it off in production.
+AQUADASH_COALESCE = envbool("AQUADASH_COALESCE", True)
 # Zuora purges result files this many days after a job completes ("Get results files" in its
 # AQuA documentation says 3); older jobs' download links warn before anyone clicks.
 AQUADASH_FILE_RETENTION_DAYS = envint("AQUADASH_FILE_RETENTION_DAYS", 3)
