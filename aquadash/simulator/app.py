@@ -153,9 +153,11 @@ class Simulator:
         file_format: str = "CSV",
         encrypted: str = "none",
         segments: int = 1,
+        batches: int = 1,
     ) -> str:
-        """A completed job whose one batch has `records` rows, or about `size` bytes of CSV, in
-        `segments` files; its files are made while they stream, however big. Returns its ID."""
+        """A completed job of `batches` batches (more than Zuora's 50 if asked), each with
+        `records` rows, or about `size` bytes of CSV, in `segments` files; its files are made
+        while they stream, however big. Returns its ID."""
         now = self.clock()
         job_id = uuid.uuid4().hex
         if records is None:
@@ -167,18 +169,22 @@ class Simulator:
             records = max(0, int(size or 0) - header) * 10 // (ten_rows - header)
         records = max(0, int(records))
         per_segment = max(1, -(-records // max(1, int(segments))))
-        batch = catalogue.batch(
-            job_id,
-            0,
-            name,
-            query,
-            records,
-            segmented=segments > 1,
-            rows_per_segment=per_segment,
-        )
+        count = max(1, int(batches))
+        made = [
+            catalogue.batch(
+                job_id,
+                n,
+                name if count == 1 else f"{name} {n + 1}",
+                query,
+                records,
+                segmented=segments > 1,
+                rows_per_segment=per_segment,
+            )
+            for n in range(count)
+        ]
         self._add(
             catalogue.job(
-                job_id, name, now, [batch], file_format=file_format.upper(), encrypted=encrypted
+                job_id, name, now, made, file_format=file_format.upper(), encrypted=encrypted
             )
         )
         return job_id
