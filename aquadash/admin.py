@@ -11,7 +11,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from aquadash.models import AuditEvent, Download, JobSnapshot, Lookup, RecordCount, Tenant
+from aquadash.models import AuditEvent, Download, JobSnapshot, Lookup, Tenant
 
 admin.site.site_header = "aquadash administration"
 admin.site.site_title = "aquadash admin"
@@ -221,13 +221,6 @@ class DownloadAdmin(ReadOnlyAdmin):
     list_filter = ["tenant", "kind", "outcome", "started_at"]
     search_fields = ["job_id", "file_id", "batch_id", "username"]
     date_hierarchy = "started_at"
-
-
-@admin.register(RecordCount)
-class RecordCountAdmin(ReadOnlyAdmin):
-    list_display = ["checked_at", "tenant", "job_id", "batch_id", "counted", "expected"]
-    list_filter = ["tenant"]
-    search_fields = ["job_id", "batch_id"]
 
 
 @admin.register(AuditEvent)

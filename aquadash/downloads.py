@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import IO
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from aquadash import breaker, results, zuora
-from aquadash.models import Download, RecordCount, Tenant
+from aquadash.models import Download, JobSnapshot, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -232,17 +233,15 @@ def check_count(
     download: Download, job: zuora.Job, batch: zuora.Batch, counted: int
 ) -> tuple[str, str, int]:
     """Store the count of a whole batch and compare it with Zuora's recordCount."""
-    RecordCount.objects.update_or_create(
-        tenant=download.tenant,
-        job_id=job.id,
-        batch_id=batch.batch_id,
-        defaults={
-            "counted": counted,
-            "expected": batch.record_count,
-            "checked_at": timezone.now(),
-            "download": download,
-        },
-    )
+    with transaction.atomic():  # two batches of one job may finish counting at once
+        stored = JobSnapshot.objects.select_for_update().filter(tenant=download.tenant)
+        if snapshot := stored.filter(job_id=job.id).first():
+            snapshot.record_counts[batch.batch_id] = {
+                "counted": counted,
+                "expected": batch.record_count,
+                "checked_at": timezone.now().isoformat(),
+            }
+            snapshot.save(update_fields=["record_counts"])
     if batch.record_count is not None and counted != batch.record_count:
         detail = (
             f"RECORD COUNT MISMATCH: Zuora reported {batch.record_count:,} records, "

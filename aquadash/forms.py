@@ -3,7 +3,6 @@
 import re
 
 from django import forms
-from django.db.models import QuerySet
 
 from aquadash import zuora
 from aquadash.models import Tenant
@@ -15,13 +14,16 @@ ZUORA_JOB_URL = re.compile(r"/batch-query/jobs/(?P<job_id>[0-9a-fA-F]{32})(?:/|$
 
 
 class TenantChoiceForm(forms.Form):
-    tenant = forms.ModelChoiceField(
-        queryset=Tenant.objects.none(), to_field_name="slug", empty_label=None
-    )
+    tenant = forms.ChoiceField()
 
-    def __init__(self, *args: object, tenants: QuerySet[Tenant], **kwargs: object) -> None:
+    def __init__(self, *args: object, tenants: list[Tenant], **kwargs: object) -> None:
+        # A list the view read once: the home page's forms and template share one query.
         super().__init__(*args, **kwargs)
-        self.fields["tenant"].queryset = tenants
+        self.tenants = {tenant.slug: tenant for tenant in tenants}
+        self.fields["tenant"].choices = [(tenant.slug, tenant.name) for tenant in tenants]
+
+    def clean_tenant(self) -> Tenant:
+        return self.tenants[self.cleaned_data["tenant"]]
 
 
 class LookupForm(TenantChoiceForm):

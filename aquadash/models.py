@@ -238,6 +238,14 @@ class JobSnapshot(models.Model):
     gone_at = models.DateTimeField(
         null=True, blank=True, help_text="When Zuora first answered that the job does not exist."
     )
+    # Kept on the snapshot, not in a table of their own, so the job page reads them for free.
+    record_counts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="By batch ID: the records aquadash counted in the batch's whole result "
+        "(counted), Zuora's recordCount (expected) and when (checked_at). Zuora calls a "
+        "difference a RECORD COUNT MISMATCH.",
+    )
 
     class Meta:
         constraints = [
@@ -406,35 +414,6 @@ class Download(models.Model):
             detail=f"{self.get_kind_display()}{f' ({self.variant})' if self.variant else ''}: "
             f"{self.get_outcome_display()}, {self.bytes_sent:,} bytes sent",
         )
-
-
-class RecordCount(models.Model):
-    """The records aquadash counted in a batch's whole result, against Zuora's recordCount.
-
-    Zuora itself calls a difference a RECORD COUNT MISMATCH; the latest count is kept.
-    """
-
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    job_id = models.CharField(max_length=32)
-    batch_id = models.CharField(max_length=32)
-    counted = models.BigIntegerField()
-    expected = models.BigIntegerField(null=True, help_text="Zuora's recordCount for the batch.")
-    checked_at = models.DateTimeField()
-    download = models.ForeignKey(Download, on_delete=models.SET_NULL, null=True, related_name="+")
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "job_id", "batch_id"], name="one_count_per_batch"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.counted:,} records counted in batch {self.batch_id}"
-
-    @property
-    def matches(self) -> bool:
-        return self.expected is None or self.counted == self.expected
 
 
 class AuditEvent(models.Model):

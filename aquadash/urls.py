@@ -22,6 +22,7 @@ register_converter(ZuoraIdConverter, "zuora_id")
 tenant_urls = [
     path("jobs/", views.tenant_jobs, name="tenant_jobs"),
     path("jobs/<zuora_id:job_id>/", views.job_page, name="job"),
+    path("jobs/<zuora_id:job_id>/downloads/", views.job_downloads, name="job_downloads"),
     path("jobs/<zuora_id:job_id>/raw.json", views.job_raw, name="job_raw"),
     path(
         "jobs/<zuora_id:job_id>/batches/<zuora_id:batch_id>/segments/",

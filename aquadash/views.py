@@ -30,13 +30,13 @@ from aquadash import breaker, downloads, jobs, results, zuora
 from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
-from aquadash.models import Download, JobSnapshot, Lookup, RecordCount, Tenant
+from aquadash.models import Download, JobSnapshot, Lookup, Tenant
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The lookup forms. Both are GETs that land on a permalink, so history and back work."""
-    tenants = Tenant.objects.visible_to(request.user)
+    tenants = list(Tenant.objects.visible_to(request.user))
     initial = {"tenant": request.session.get("last_tenant")}
     lookup_form = LookupForm(
         request.GET if "job" in request.GET else None, tenants=tenants, initial=initial
@@ -114,21 +114,30 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         "pgp": state.job.encrypted.lower() == "pgp",
         "file_extension": downloads.extension(state.job),
         "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
-        "counts": {
-            count.batch_id: count
-            for count in RecordCount.objects.filter(tenant=tenant, job_id=state.job.id)
-        }
-        if has_files
-        else {},
-        "downloads": Download.objects.filter(tenant=tenant, job_id=state.job.id).order_by(
-            "-started_at"
-        )[:20],
+        "counts": state.snapshot.record_counts,
     }
     template = "job.html#live" if polling else "job.html"
     with timezone.override(tenant.zoneinfo):  # every time on the page in the tenant's zone
         response = render(request, template, context)
     add_never_cache_headers(response)
     return response
+
+
+@require_GET
+@tenant_required
+def job_downloads(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
+    """Who downloaded or previewed the job's results. The job page loads it after itself, so
+    neither the page nor its polls read this trail."""
+    context = {
+        "tenant": tenant,
+        "job_id": job_id,
+        "downloads": Download.objects.filter(tenant=tenant, job_id=job_id).order_by("-started_at")[
+            :20
+        ],
+    }
+    template = "job_downloads.html#card" if request.htmx else "job_downloads.html"
+    with timezone.override(tenant.zoneinfo):
+        return render(request, template, context)
 
 
 @require_GET

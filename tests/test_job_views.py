@@ -15,6 +15,7 @@ from django.utils.html import escape
 from aquadash import jobs
 from aquadash import simulator as sim
 from aquadash.models import JobSnapshot, Lookup, Tenant
+from tests.test_query_budgets import writes
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 UNKNOWN_JOB = "0123456789abcdef0123456789abcdef"
@@ -339,46 +340,6 @@ def test_twenty_people_opening_a_running_job_at_once_all_see_it(
     assert statuses == [200] * 20
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
     assert Lookup.objects.count() == 20
-
-
-def writes(queries: CaptureQueriesContext) -> list[str]:
-    """The tables a request wrote to, in order."""
-    found = []
-    for query in queries.captured_queries:
-        match = re.match(r'\s*(INSERT INTO|UPDATE|DELETE FROM) "(\w+)"', query["sql"])
-        if match:
-            found.append(f"{match[1]} {match[2]}")
-    return found
-
-
-def test_a_repeat_view_of_a_job_writes_only_its_lookup_row(client, simulator_tenant):
-    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
-    client.get(url)
-
-    with CaptureQueriesContext(connection) as queries:
-        assert client.get(url).status_code == 200
-
-    assert writes(queries) == ["INSERT INTO aquadash_lookup"]
-
-
-def test_a_poll_answered_from_the_shared_cache_writes_nothing(client, simulator_tenant):
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    client.get(url)
-
-    with CaptureQueriesContext(connection) as queries:
-        assert polls(client.get(url, **HTMX).content.decode())
-
-    assert writes(queries) == []
-
-
-def test_a_poll_does_not_read_the_download_trail(client, simulator_tenant):
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    client.get(url)
-
-    with CaptureQueriesContext(connection) as queries:
-        client.get(url, **HTMX)
-
-    assert not [q for q in queries.captured_queries if "aquadash_download" in q["sql"]]
 
 
 def test_a_request_served_another_requests_answer_does_not_store_it_again(client, simulator_tenant):
