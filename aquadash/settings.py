@@ -141,6 +141,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Innermost, so its pages still pass the CSP and other headers above it, and a 404 it
+    # renders can still become CommonMiddleware's redirect to the address with a slash.
+    "aquadash.error_pages.OwnErrorPages",
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

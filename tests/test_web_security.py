@@ -193,6 +193,49 @@ def test_job_pages_keep_no_history_cache(member, simulator_tenant):
     assert any(attrs.get("hx-history") == "false" for _, attrs in Elements(html).tags)
 
 
+# --- Our own error pages, in the demo too ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/t/no-such-tenant/jobs/{sim.RUNNING_JOB_ID}/",  # a view's 404
+        "/t/sim/jobs/not-a-job-id/",  # no URL pattern matches
+        "/t/sim/jobs/not-a-job-id/raw.json",
+    ],
+)
+def test_under_debug_a_missing_page_is_ours_not_djangos(member, settings, url):
+    settings.DEBUG = True  # as `make run` serves
+
+    response = member.get(url)
+
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "There is nothing here, or nothing you have access to" in html
+    assert "URLconf" not in html and "t/&lt;slug:tenant_slug&gt;" not in html
+    assert csp(response)["default-src"] == ["'none'"]
+
+
+def test_under_debug_a_bad_request_is_ours_not_djangos(member, settings):
+    settings.DEBUG = True
+
+    fields = "&".join(f"field{n}=1" for n in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = member.get(f"/?{fields}")  # Django refuses so many fields as suspicious
+
+    assert response.status_code == 400
+    assert "That request could not be understood" in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+
+
+def test_under_debug_an_address_without_its_slash_still_redirects(member, settings):
+    settings.DEBUG = True
+
+    response = member.get(f"/t/sim/jobs/{sim.RUNNING_JOB_ID}")
+
+    assert response.status_code == 301
+    assert response["Location"] == f"/t/sim/jobs/{sim.RUNNING_JOB_ID}/"
+
+
 # --- Everything Zuora sends is text -----------------------------------------------------------
 
 HOSTILE = '"><img src=x onerror=alert(1) hx-get="/evil"><script>alert(1)</script>{{ 7|add:7 }}'
