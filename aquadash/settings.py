@@ -239,6 +239,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["aquadash.formats"]
 USE_I18N = False
 USE_TZ = True
 

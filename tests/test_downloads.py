@@ -653,5 +653,7 @@ def test_admins_read_the_download_trail_but_cannot_change_it(client, simulator_t
     delete = admin.post(f"/admin/aquadash/download/{download.pk}/delete/", {"post": "yes"})
 
     assert listing.status_code == 200 and file_id in listing.content.decode()
+    when = download.started_at.strftime("%Y-%m-%d %H:%M:%S")
+    assert f"{when} UTC" in listing.content.decode()  # the admin says which zone its times are in
     assert change.status_code == 403 and delete.status_code == 403
     assert Download.objects.get(pk=download.pk).outcome == "complete"
