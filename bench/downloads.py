@@ -30,23 +30,21 @@ import requests
 from harness import (
     MANAGE,
     SIM_AUTH,
+    Check,
+    cpu_seconds,
     environment,
     free_port,
     gunicorn,
     prepare,
+    print_checks,
     processes,
     signed_in,
     start,
     wait_for,
+    workers,
 )
 
 CHUNK = 1024 * 1024
-
-
-def workers(pid: int) -> list[str]:
-    """A gunicorn master's worker processes."""
-    tasks = Path(f"/proc/{pid}/task").iterdir()
-    return [child for task in tasks for child in (task / "children").read_text().split()]
 
 
 def rss_of_children(pid: int) -> int:
@@ -57,15 +55,6 @@ def rss_of_children(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1]) * 1024
     return total
-
-
-def cpu_of_children(pid: int) -> float:
-    """CPU seconds (user and system) that a gunicorn master's workers have used."""
-    ticks = 0
-    for child in workers(pid):
-        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime and stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class PeakMemory:
@@ -147,37 +136,48 @@ def main() -> None:
                 requests.Session(), f"{simulator}/v1/files/{file_id}", auth=auth
             )
             results["direct"].append(size / seconds)
-            used = cpu_of_children(plain_server.pid)
+            used = cpu_seconds(plain_server.pid)
             size, seconds = download(
                 sessions[plain_port], f"http://127.0.0.1:{plain_port}{file_path}"
             )
-            cpu["plain"] += cpu_of_children(plain_server.pid) - used
+            cpu["plain"] += cpu_seconds(plain_server.pid) - used
             results["plain"].append(size / seconds)
-            used = cpu_of_children(counted_server.pid)
+            used = cpu_seconds(counted_server.pid)
             with PeakMemory(counted_server.pid) as memory:
                 size, seconds = download(
                     sessions[counted_port], f"http://127.0.0.1:{counted_port}{file_path}"
                 )
-            cpu["counted"] += cpu_of_children(counted_server.pid) - used
+            cpu["counted"] += cpu_seconds(counted_server.pid) - used
             results["counted"].append(size / seconds)
             growth = max(growth, memory.growth)
 
         best = {case: max(speeds) for case, speeds in results.items()}
         print(f"## Downloads: a {size / 1e9:.2f} GB result, best of {args.rounds} rounds\n")
-        print("| path | MB/s | ratio to direct | target |")
-        print("|---|---:|---:|---|")
-        print(f"| direct from the simulator | {best['direct'] / 1e6:.1f} | 1.00 | |")
-        print(
-            f"| through aquadash, count check off | {best['plain'] / 1e6:.1f} | "
-            f"{best['plain'] / best['direct']:.2f} | >= 0.8 |"
-        )
-        print(
-            f"| through aquadash, count check on | {best['counted'] / 1e6:.1f} | "
-            f"{best['counted'] / best['direct']:.2f} | >= 0.7 |"
-        )
-        print(
-            f"\nPeak memory growth of the counting server's workers during a download: "
-            f"{growth / 1e6:.1f} MB (target < 50 MB)."
+        direct = f"direct {best['direct'] / 1e6:.1f} MB/s"
+        print_checks(
+            [
+                Check(
+                    "Downloads: through aquadash, count check off, throughput as a ratio to direct",
+                    f"{best['plain'] / best['direct']:.2f}",
+                    f"{direct}, this {best['plain'] / 1e6:.1f} MB/s",
+                    ">= 0.8",
+                    best["plain"] / best["direct"] >= 0.8,
+                ),
+                Check(
+                    "Downloads: through aquadash, count check on, throughput as a ratio to direct",
+                    f"{best['counted'] / best['direct']:.2f}",
+                    f"{direct}, this {best['counted'] / 1e6:.1f} MB/s",
+                    ">= 0.7",
+                    best["counted"] / best["direct"] >= 0.7,
+                ),
+                Check(
+                    "Downloads: peak memory growth of the counting server's workers",
+                    f"{growth / 1e6:.1f} MB",
+                    f"{size / 1e6:,.0f} MB sent",
+                    "< 50 MB",
+                    growth < 50e6,
+                ),
+            ]
         )
         gigabytes = size * args.rounds / 1e9
         print(

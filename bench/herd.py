@@ -1,60 +1,65 @@
 """Does a crowd at one running job cost Zuora at most one call per poll interval, with no errors?
 
-50 viewers poll a running job's page fragment and 40 people keep pressing "Refresh from
-Zuora", all at once, for --seconds, against two configurations in the same run:
+--viewers poll a running job's page fragment (as htmx does, every --poll-seconds) and
+--refreshers keep pressing "Refresh from Zuora", all at once, for --seconds, against each
+configuration in turn, in the same run:
 
-  default     what `make run` serves: Django's development server, SQLite, no Redis
-  production  gunicorn (2 gthread workers) on PostgreSQL and Redis (this machine's, or
-              --postgres and --redis)
+  coalesced    gunicorn (2 gthread workers of 8 threads, as `make serve`) on PostgreSQL and
+               Redis: what production serves
+  uncoalesced  the same with AQUADASH_COALESCE=0, so that every poll asks Zuora: the baseline
+  development  what `make run` serves: Django's development server, SQLite, no Redis
 
 For each it prints requests made, errors (target 0), Zuora calls per poll interval (target
-<= 1.0) and response times.
+<= 1.0), poll latency percentiles and the CPU that aquadash and this client used.
 
-    .venv/bin/python bench/herd.py                 # 30 seconds each
-    .venv/bin/python bench/herd.py --seconds 60 --viewers 100 --refreshers 40
+    .venv/bin/python bench/herd.py                 # the issue's 200 viewers for 60 s, on and off
+    .venv/bin/python bench/herd.py --configurations development,coalesced \\
+        --viewers 50 --refreshers 40 --seconds 30  # docs/benchmarks/herd.md
 
-Everything runs on loopback; the production run uses its own database, aquadash_bench,
-dropped and made again at the start.
+The client is one Python process of threads, one keep-alive requests.Session each; its CPU is
+printed so that you can tell when it, not the server, is the limit (one core is all it gets).
+Everything runs on loopback; PostgreSQL databases are made for the run and dropped after.
 """
 
 import argparse
+import os
 import random
 import statistics
 import threading
 import time
 
-import psycopg
 import requests
 from harness import (
-    MANAGE,
-    environment,
-    free_port,
-    gunicorn,
-    prepare,
-    processes,
+    POSTGRES,
+    REDIS,
+    Check,
+    Servers,
+    cpu_seconds,
+    development,
+    machine_cpu_seconds,
+    print_checks,
+    production,
     signed_in,
-    start,
-    wait_for,
 )
 
 RUNNING_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000102"  # the simulator's job that keeps running
-POLL_SECONDS = 2
+CONFIGURATIONS = ("coalesced", "uncoalesced", "development")
 
 
-def crowd(base: str, password: str, viewers: int, refreshers: int, seconds: float) -> dict:
+def crowd(servers: Servers, args: argparse.Namespace) -> dict:
     """Run the crowd against one server; returns what it saw."""
-    template = signed_in(base, password)
-    url = f"{base}/t/bench/jobs/{RUNNING_JOB_ID}/"
+    template = signed_in(servers.base, servers.password)
+    url = f"{servers.base}/t/bench/jobs/{RUNNING_JOB_ID}/"
     template.get(url, timeout=30).raise_for_status()  # the first lookup starts the job
     times: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
+    stop_at = time.monotonic() + args.seconds
 
     def person(params: dict, headers: dict) -> None:
         session = requests.Session()
         session.cookies.update(template.cookies)
-        time.sleep(random.uniform(0, POLL_SECONDS))  # people do not arrive in step
+        time.sleep(random.uniform(0, args.poll_seconds))  # people do not arrive in step
         while time.monotonic() < stop_at:
             started = time.perf_counter()
             try:
@@ -66,16 +71,35 @@ def crowd(base: str, password: str, viewers: int, refreshers: int, seconds: floa
                 times.append(time.perf_counter() - started)
                 if problem:
                     errors.append(problem)
-            time.sleep(max(0.0, POLL_SECONDS - (time.perf_counter() - started)))
+            time.sleep(max(0.0, args.poll_seconds - (time.perf_counter() - started)))
 
-    people = [
-        threading.Thread(target=person, args=({}, {"HX-Request": "true"})) for _ in range(viewers)
-    ] + [threading.Thread(target=person, args=({"refresh": "1"}, {})) for _ in range(refreshers)]
+    viewer, refresher = ({}, {"HX-Request": "true"}), ({"refresh": "1"}, {})
+    people = [threading.Thread(target=person, args=viewer) for _ in range(args.viewers)]
+    people += [threading.Thread(target=person, args=refresher) for _ in range(args.refreshers)]
+    calls_before = zuora_job_calls(servers.simulator)
+
+    def cpu() -> dict[str, float]:
+        return {
+            "aquadash": cpu_seconds(servers.aquadash.pid),
+            "simulator": cpu_seconds(servers.zuora.pid),
+            "client": time.process_time(),
+            "machine": machine_cpu_seconds(),
+        }
+
+    cpu_before, began = cpu(), time.monotonic()
     for thread in people:
         thread.start()
     for thread in people:
         thread.join()
-    return {"times": times, "errors": errors}
+    elapsed = time.monotonic() - began
+    return {
+        "times": sorted(times),
+        "errors": errors,
+        "calls": zuora_job_calls(servers.simulator) - calls_before,
+        "intervals": elapsed / args.poll_seconds,
+        "due": len(people) * args.seconds / args.poll_seconds,
+        "cores": {name: (used - cpu_before[name]) / elapsed for name, used in cpu().items()},
+    }
 
 
 def zuora_job_calls(simulator: str) -> int:
@@ -83,81 +107,97 @@ def zuora_job_calls(simulator: str) -> int:
     return counts["jobs"].get(RUNNING_JOB_ID, 0)
 
 
-def fresh_database(url: str) -> str:
-    """postgres://…/aquadash_bench, made empty."""
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute("DROP DATABASE IF EXISTS aquadash_bench")
-        connection.execute("CREATE DATABASE aquadash_bench")
-    return url.rsplit("/", 1)[0] + "/aquadash_bench"
+def run(name: str, args: argparse.Namespace) -> dict:
+    common = {"AQUADASH_POLL_SECONDS": str(args.poll_seconds), "batch_seconds": 600}
+    if name == "development":
+        servers = development(**common)
+    else:
+        coalesce = "1" if name == "coalesced" else "0"
+        servers = production(
+            "herd", postgres=args.postgres, redis_url=args.redis, AQUADASH_COALESCE=coalesce,
+            **common,
+        )  # fmt: skip
+    # Long batches: the job is still running when the crowd leaves.
+    with servers as running:
+        return crowd(running, args)
+
+
+def milliseconds(seen: dict) -> str:
+    quantiles = statistics.quantiles(seen["times"], n=100)
+    return " / ".join(f"{quantiles[n] * 1000:.0f}" for n in (49, 94, 98))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--viewers", type=int, default=50)
-    parser.add_argument("--refreshers", type=int, default=40)
-    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--viewers", type=int, default=200)
+    parser.add_argument("--refreshers", type=int, default=0)
+    parser.add_argument("--poll-seconds", type=int, default=2)
+    parser.add_argument("--configurations", default="coalesced,uncoalesced")
+    parser.add_argument("--postgres", default=POSTGRES)
+    parser.add_argument("--redis", default=REDIS)
     args = parser.parse_args()
+    names = args.configurations.split(",")
+    if unknown := set(names) - set(CONFIGURATIONS):
+        parser.error(f"unknown configurations {sorted(unknown)}; choose from {CONFIGURATIONS}")
 
-    rows = []
-    for name in ("default", "production"):
-        sim_port, port = free_port(), free_port()
-        common = {"AQUADASH_POLL_SECONDS": str(POLL_SECONDS)}
-        if name == "default":  # as `make run` has it
-            env = environment(sim_port, DEBUG="1", **common)
-            server = [*MANAGE, "runserver", "--noreload", f"127.0.0.1:{port}"]
-        else:
-            env = environment(
-                sim_port,
-                DATABASE_URL=fresh_database(args.postgres),
-                REDIS_URL=args.redis,
-                **common,
-            )
-            server = gunicorn(port)
-        with processes() as started:
-            password = prepare(env, sim_port)
-            # Long batches: the job is still running when the crowd leaves.
-            start(
-                started,
-                [*MANAGE, "simulate_zuora", "--port", str(sim_port), "--batch-seconds", "600"],
-                env,
-            )
-            start(started, server, env)
-            simulator, base = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
-            wait_for(simulator + "/_simulator/catalogue")
-            wait_for(base + "/health/")
-            before = zuora_job_calls(simulator)
-            began = time.monotonic()
-            seen = crowd(base, password, args.viewers, args.refreshers, args.seconds)
-            elapsed = time.monotonic() - began
-            calls = zuora_job_calls(simulator) - before
-        times = sorted(seen["times"])
-        quantiles = statistics.quantiles(times, n=100)
-        rows.append(
-            f"| {name} | {len(times):,} | {len(seen['errors'])} | "
-            f"{calls / (elapsed / POLL_SECONDS):.2f} | {quantiles[49] * 1000:.0f} | "
-            f"{quantiles[94] * 1000:.0f} | {quantiles[98] * 1000:.0f} |"
-        )
-        if seen["errors"]:
-            rows.append(f"|  | errors: {sorted(set(seen['errors']))} | | | | | |")
+    seen = {name: run(name, args) for name in names}
 
     print(
-        f"## A crowd at one running job: {args.viewers} viewers polling and {args.refreshers} "
-        f"pressing Refresh, {args.seconds:.0f} s, poll interval {POLL_SECONDS} s\n"
+        f"## Herd: {args.viewers} viewers polling and {args.refreshers} pressing Refresh at one "
+        f"running job, {args.seconds} s, poll interval {args.poll_seconds} s\n"
     )
     print(
-        "| configuration | requests | errors (target 0) | Zuora calls per interval "
-        "(target <= 1.0) | p50 ms | p95 ms | p99 ms |"
+        "| configuration | requests (of due) | errors | Zuora calls | per interval | "
+        "p50 / p95 / p99 ms | CPU cores: aquadash, simulator, client, whole machine |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
-    print("\n".join(rows))
+    for name, row in seen.items():
+        print(
+            f"| {name} | {len(row['times']):,} ({len(row['times']) / row['due']:.0%}) | "
+            f"{len(row['errors'])} | {row['calls']:,} | {row['calls'] / row['intervals']:.2f} | "
+            f"{milliseconds(row)} | {', '.join(f'{n:.2f}' for n in row['cores'].values())} |"
+        )
+        if row["errors"]:
+            print(f"|  | errors: {sorted(set(row['errors']))[:5]} | | | | | |")
     print(
-        "\ndefault: `make run` (development server, SQLite, no Redis); production: gunicorn with "
-        "2 gthread workers, PostgreSQL and Redis. All on one 2-core machine with the "
-        "simulator and this client."
+        "\ncoalesced: gunicorn (2 gthread workers, 8 threads each), PostgreSQL and Redis; "
+        "uncoalesced: the same with AQUADASH_COALESCE=0, every poll asks Zuora; development: "
+        '`make run` (development server, SQLite, no Redis). "of due": requests made of those '
+        "the crowd meant to make, below 100% when answers take longer than a poll interval. The "
+        "client is one Python process: near 1.0 CPU core it, not the server, would set the "
+        f"pace. The whole machine has {os.cpu_count()} cores, shared with PostgreSQL, Redis and "
+        "anything else running on it; near that, every figure is CPU-bound.\n"
     )
+    if "coalesced" in seen:
+        print_checks(checks(seen))
+
+
+def checks(seen: dict) -> list[Check]:
+    on, off = seen["coalesced"], seen.get("uncoalesced")
+    return [
+        Check(
+            "Herd: Zuora calls per poll interval",
+            f"{on['calls'] / on['intervals']:.2f}",
+            f"{off['calls'] / off['intervals']:.2f} uncoalesced" if off else "not run",
+            "<= 1.0",
+            on["calls"] / on["intervals"] <= 1.0,
+        ),
+        Check(
+            "Herd: errors",
+            f"{len(on['errors'])}",
+            f"{len(off['errors'])} uncoalesced" if off else "not run",
+            "0",
+            not on["errors"],
+        ),
+        Check(
+            "Herd: poll latency p50 / p95 / p99, ms",
+            milliseconds(on),
+            f"{milliseconds(off)} uncoalesced" if off else "not run",
+            "",
+            None,
+        ),
+    ]
 
 
 if __name__ == "__main__":
