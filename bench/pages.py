@@ -1,0 +1,184 @@
+"""How many requests a second do aquadash's pages serve, next to a bare signed-in view?
+
+Serves aquadash as `make serve` does (gunicorn, gthread, 2 workers of 8 threads) on PostgreSQL
+and Redis, with bench/settings.py adding /bench/bare/: a signed-in view that answers a few
+bytes, so a request costs the session, the user and the middleware and nothing else. Then it
+loads each of these for --seconds, signed in, over keep-alive connections, round after round in
+alternating order so that the machine's noise falls on every page alike:
+
+  bare      /bench/bare/
+  job page  a stored completed job, the simulator's 4-batch "Month-end extract"
+  poll      a running job's fragment, as htmx asks for it (HX-Request: true)
+  home      the home page
+
+It prints each page's requests per second, its ratio to bare in the same round (the median over
+rounds; targets: job page >= 0.6, home >= 0.5) and the SQL queries and writes one request makes
+(counted with Django's query capture in a separate process on the same database).
+
+    .venv/bin/python bench/pages.py                     # 3 rounds of 5 s a page
+    .venv/bin/python bench/pages.py --rounds 5 --seconds 10 --client python
+
+The load comes from wrk when it is installed (`apt-get install wrk`), else from Python
+processes, which take more of the CPU from the server; the output names the client.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+
+from harness import (
+    MANAGE,
+    POSTGRES,
+    REDIS,
+    ROOT,
+    Check,
+    cookie_header,
+    hammer,
+    load_client,
+    print_checks,
+    production,
+    signed_in,
+)
+
+COMPLETED_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000101"  # the simulator's month-end extract
+RUNNING_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000102"
+HTMX = {"HX-Request": "true"}
+PAGES = {
+    "bare": ("/bench/bare/", {}),
+    "job page": (f"/t/bench/jobs/{COMPLETED_JOB_ID}/", {}),
+    "poll": (f"/t/bench/jobs/{RUNNING_JOB_ID}/", HTMX),
+    "home": ("/", {}),
+}
+TARGETS = {"job page": 0.6, "home": 0.5}
+
+# Run by `manage.py shell` against the benchmark's database: one request to each page, as the
+# load sends them, with its queries counted.
+COUNT_QUERIES = """
+import json
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+client = Client(HTTP_HOST="127.0.0.1")
+client.force_login(User.objects.get(username="bench"))
+counts = {}
+for name, (path, headers) in json.loads(PAGES).items():
+    headers = {"HTTP_" + key.upper().replace("-", "_"): value for key, value in headers.items()}
+    client.get(path, **headers)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path, **headers).status_code == 200, path
+    reads = ("SELECT", "SAVEPOINT", "RELEASE", "DECLARE", "FETCH", "CLOSE", "BEGIN", "COMMIT")
+    writes = [q for q in queries if not q["sql"].lstrip().upper().startswith(reads)]
+    counts[name] = [len(queries), len(writes)]
+print(json.dumps(counts))
+"""
+
+
+def count_queries(env: dict[str, str]) -> dict[str, list[int]]:
+    code = f"PAGES = {json.dumps(json.dumps(PAGES))}\n{COUNT_QUERIES}"
+    done = subprocess.run(
+        [*MANAGE, "shell", "-c", code], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5, help="of load per page and round")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--client", choices=["wrk", "python"], default=load_client())
+    parser.add_argument("--postgres", default=POSTGRES)
+    parser.add_argument("--redis", default=REDIS)
+    args = parser.parse_args()
+
+    rates: dict[str, list[float]] = {name: [] for name in PAGES}
+    failed = 0
+    servers = production(
+        "pages",
+        postgres=args.postgres,
+        redis_url=args.redis,
+        batch_seconds=3600,  # the running job runs throughout
+        DJANGO_SETTINGS_MODULE="bench.settings",
+    )
+    with servers as running:
+        session = signed_in(running.base, running.password)
+        for job_id in (COMPLETED_JOB_ID, RUNNING_JOB_ID):  # stored, as a first visit leaves them
+            session.get(f"{running.base}/t/bench/jobs/{job_id}/", timeout=30).raise_for_status()
+        headers = {"Cookie": cookie_header(session)}
+
+        def answers_200() -> None:
+            for path, extra in PAGES.values():
+                response = session.get(running.base + path, headers=extra, timeout=30)
+                if response.status_code != 200 or response.history:
+                    raise SystemExit(f"{path} answered {response.status_code}, not a page")
+
+        answers_200()
+        queries = count_queries(running.env)
+        for path, extra in PAGES.values():  # warm up: templates, connections, caches
+            hammer(
+                running.base + path,
+                headers=headers | extra,
+                seconds=1,
+                connections=args.connections,
+                client=args.client,
+            )
+        for round_ in range(args.rounds):
+            order = list(PAGES) if round_ % 2 == 0 else list(reversed(PAGES))
+            for name in order:
+                path, extra = PAGES[name]
+                rate, errors = hammer(
+                    running.base + path,
+                    headers=headers | extra,
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    client=args.client,
+                )
+                rates[name].append(rate)
+                failed += errors
+        answers_200()
+
+    ratios = {
+        name: statistics.median(
+            r / bare for r, bare in zip(rates[name], rates["bare"], strict=True)
+        )
+        for name in PAGES
+    }
+    print(
+        f"## Pages: requests per second against a bare signed-in view, {args.rounds} rounds of "
+        f"{args.seconds} s a page, {args.connections} connections, client {args.client}\n"
+    )
+    print("| page | requests/s (median) | ratio to bare (median) | SQL queries (writes) |")
+    print("|---|---:|---:|---:|")
+    for name in PAGES:
+        count, writes = queries[name]
+        print(
+            f"| {name} | {statistics.median(rates[name]):.0f} | {ratios[name]:.2f} | "
+            f"{count} ({writes}) |"
+        )
+    print(
+        "\nRequests/s in each round: "
+        + "; ".join(f"{name} " + ", ".join(f"{r:.0f}" for r in rates[name]) for name in PAGES)
+        + f". Answers other than 200: {failed}. gunicorn (2 gthread workers, 8 threads each), "
+        "PostgreSQL and Redis, the simulator and the client share the machine's CPUs; writes "
+        "are INSERT, UPDATE and DELETE statements (the lookup row, a session save).\n"
+    )
+    checks = [
+        Check(
+            f"Pages: {name}, requests/s as a ratio to a bare signed-in view",
+            f"{ratios[name]:.2f}",
+            f"bare {statistics.median(rates['bare']):.0f}/s, {name} "
+            f"{statistics.median(rates[name]):.0f}/s",
+            f">= {TARGETS[name]}" if name in TARGETS else "",
+            ratios[name] >= TARGETS[name] if name in TARGETS else None,
+        )
+        for name in PAGES
+        if name != "bare"
+    ]
+    checks.append(Check("Pages: answers other than 200", str(failed), "", "0", failed == 0))
+    print_checks(checks)
+
+
+if __name__ == "__main__":
+    main()
