@@ -638,7 +638,7 @@ def test_every_download_and_preview_is_recorded_and_listed_below_the_job_page(
     assert download.outcome == "complete" and download.finished_at is not None
     assert (preview.kind, preview.outcome) == ("preview", "complete")
     assert "Downloads of this job" in html.decode()
-    assert html.decode().count("<td>finance</td>") == 2
+    assert html.decode().count('<td data-label="Who">finance</td>') == 2
 
 
 def test_admins_read_the_download_trail_but_cannot_change_it(client, simulator_tenant, make_user):

@@ -149,7 +149,8 @@ def test_a_running_job_polls_with_its_progress(client, simulator_tenant, job_id)
     page = client.get(job_url(simulator_tenant, job_id)).content.decode()
 
     assert polls(page)
-    assert "<progress" in page
+    assert '<span class="pulse" aria-hidden="true"></span>Live</span>' in page
+    assert '<svg class="outcomes"' in page
     assert "Refreshing every 5 seconds" in page
     assert 'hx-history="false"' in page
 
@@ -166,7 +167,8 @@ def test_polling_stops_the_moment_the_job_completes(client, simulator_tenant, si
     assert fragment.status_code == 200
     assert "<title>Nightly finance export · completed · aquadash</title>" in html
     assert not polls(html)
-    assert "<progress" not in html
+    assert 'class="pulse"' not in html
+    assert '<rect class="completed" x="0" width="100" height="1"/>' in html
 
 
 def test_the_poll_answer_carries_the_tab_title_outside_the_swapped_section(
@@ -1066,12 +1068,27 @@ def test_the_batch_summary_counts_failures_honestly(client, simulator_tenant):
     html = client.get(job_url(simulator_tenant, sim.ABORTED_JOB_ID)).content.decode()
 
     assert "1 completed, 1 aborted of 2 · 42 records" in html
+    assert '<rect class="completed" x="0" width="50" height="1"/>' in html
+    assert '<rect class="aborted" x="50" width="50" height="1"/>' in html
+
+
+@pytest.mark.parametrize(("batches", "open_queries"), [(2, 2), (6, 0)])
+def test_a_long_job_collapses_its_queries(
+    client, simulator_tenant, simulator, batches, open_queries
+):
+    job_id = simulator.add_job(records=10, batches=batches)
+
+    html = client.get(job_url(simulator_tenant, job_id)).content.decode()
+
+    assert html.count('<details class="query"') == batches
+    assert html.count('<details class="query" open>') == open_queries
 
 
 def test_records_not_yet_known_are_a_dash_not_zero(client, simulator_tenant):
     html = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID)).content.decode()
 
-    cells = re.findall(r'<td class="num">(.*?)</td>', html)
+    cells = re.findall(r'<td class="num" data-label="Records">(.*?)</td>', html)
     assert cells[0] == "7"  # the batch already done
     assert all("—" in cell for cell in cells[2:])  # still pending
     assert "1 completed of 5" in html
+    assert '<rect class="completed" x="0" width="20" height="1"/>' in html

@@ -1,13 +1,15 @@
-"""Small template filters: status badges and timestamps, so markup is not repeated."""
+"""Small template filters: status badges, the batches bar and timestamps, so markup is not
+repeated."""
 
 from datetime import datetime
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
+from aquadash.jobs import JobFacts
 from aquadash.models import Download
 
 register = template.Library()
@@ -28,6 +30,22 @@ BADGE_TONES = {
 def status_badge(status: str) -> str:
     tone = BADGE_TONES.get(status, "muted")
     return format_html('<span class="badge badge-{}">{}</span>', tone, status or "unknown")
+
+
+@register.filter
+def outcome_bar(facts: JobFacts) -> str:
+    """The batches as one bar, a stretch per final outcome (completed, aborted, cancelled) and
+    the rest empty. The words beside it say the same, so the bar is hidden from screen readers."""
+    stretches, x = [], 0.0
+    for status, count in facts.batch_outcomes:
+        width = 100 * count / facts.batches_total
+        stretches.append((status, f"{x:.4g}", f"{width:.4g}"))
+        x += width
+    return format_html(
+        '<svg class="outcomes" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">'
+        "{}</svg>",
+        format_html_join("", '<rect class="{}" x="{}" width="{}" height="1"/>', stretches),
+    )
 
 
 OUTCOME_TONES = {"complete": "ok", "mismatch": "bad", "broken": "bad", "failed": "bad"}
