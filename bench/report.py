@@ -1,4 +1,4 @@
-"""Run every benchmark and write docs/benchmarks/report.md (`make bench`, about 7 minutes).
+"""Run every benchmark and write docs/benchmarks/report.md (`make bench`, about 5 minutes).
 
 Each benchmark runs as its own process, as you would run it by hand, with the options in RUNS:
 short where a benchmark allows it, the herd at the issue's 200 viewers for 60 s with coalescing
@@ -32,10 +32,10 @@ from harness import POSTGRES, REDIS, ROOT, load_client
 BENCH = Path(__file__).resolve().parent
 RUNS = [
     ("herd.py", []),
-    ("pages.py", ["--rounds", "3", "--seconds", "5"]),
+    ("pages.py", ["--rounds", "6", "--seconds", "3"]),
     ("big_jobs.py", []),
     ("page_weight.py", []),
-    ("downloads.py", ["--size", "200000000", "--rounds", "2"]),
+    ("downloads.py", ["--size", "300000000", "--rounds", "3"]),
 ]
 
 
