@@ -2,6 +2,7 @@
 temporary place or in a database of their own, signed-in HTTP sessions, a load generator, the
 CPU that servers use, and the checks each benchmark prints and bench/report.py collects."""
 
+import atexit
 import contextlib
 import http.client
 import json
@@ -54,6 +55,7 @@ def wait_for(url: str, seconds: float = 30) -> None:
 def environment(sim_port: int, **overrides: str) -> dict[str, str]:
     """Production settings on loopback: a fresh secret key and encryption key, plain http."""
     workdir = Path(tempfile.mkdtemp(prefix="aquadash-bench-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     return {
         **os.environ,
         "DEBUG": "0",
