@@ -1,0 +1,107 @@
+"""A job page in Chromium: looked up from the home page, refreshed live while the job runs,
+quiet once it ends or while the tab is hidden, and still readable after Zuora forgets the job."""
+
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from aquadash import simulator as sim
+from tests.browser.conftest import POLL_SECONDS, polls, sign_in
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
+
+# Stands in for the browser's own signal that the tab was hidden or shown again: headless
+# Chromium always reports a visible page, so the page is told as a real tab switch tells it.
+TAB_SWITCH = """
+(() => {
+  let hidden = false;
+  Object.defineProperty(Document.prototype, "visibilityState", {
+    configurable: true, get: () => (hidden ? "hidden" : "visible"),
+  });
+  Object.defineProperty(Document.prototype, "hidden", { configurable: true, get: () => hidden });
+  window.__switchTab = (hide) => {
+    hidden = hide;
+    document.dispatchEvent(new Event("visibilitychange"));
+  };
+})();
+"""
+
+
+@pytest.fixture
+def finance(simulator_tenant, make_user):
+    return make_user("finance", groups=simulator_tenant.groups.all())
+
+
+def look_up(page: Page, job_id: str) -> None:
+    """Type the job ID into the home page's lookup, as a person would."""
+    lookup = page.locator("form", has=page.get_by_role("button", name="Open job"))
+    lookup.get_by_label("Tenant").select_option(label="Sim")
+    lookup.get_by_label("Job ID").fill(job_id)
+    lookup.get_by_role("button", name="Open job").click()
+    page.wait_for_url(f"**/t/sim/jobs/{job_id}/")
+
+
+def status(page: Page):
+    """The job's status badge, beside its name."""
+    return page.get_by_role("heading", level=1).locator("xpath=..").locator(".badge")
+
+
+def test_a_running_job_completes_on_screen_and_polling_stops(looks, finance, sim_clock, simulator):
+    page = looks.new_page()
+    sign_in(page, "finance")
+    look_up(page, sim.RUNNING_JOB_ID)
+    expect(status(page)).to_have_text("executing")
+    looks.check(page, "job page, running")
+    seen = []
+    page.on("request", lambda request: seen.append(request))
+    path = urlsplit(page.url).path
+    page.evaluate("window.sameDocument = true")  # gone if the page reloads
+
+    with page.expect_request(lambda request: request in polls([request], path)):
+        pass  # a poll is made while the job runs
+    sim_clock.advance(5 * simulator.batch_seconds)
+    expect(status(page)).to_have_text("completed", timeout=10_000)
+    assert page.evaluate("window.sameDocument") is True
+    after = len(seen)
+    page.wait_for_timeout((2 * POLL_SECONDS + 0.5) * 1000)
+
+    assert [request.url for request in seen[after:]] == []
+    assert len(polls(seen, path)) >= 1
+    looks.check(page, "job page, completed")
+
+
+def test_a_hidden_tab_makes_no_requests(looks, finance):
+    page = looks.new_page()
+    page.add_init_script(TAB_SWITCH)
+    sign_in(page, "finance")
+    look_up(page, sim.RUNNING_JOB_ID)
+    seen = []
+    page.on("request", lambda request: seen.append(request))
+    path = urlsplit(page.url).path
+    with page.expect_request(lambda request: request in polls([request], path)):
+        pass  # it polls while visible
+
+    page.evaluate("__switchTab(true)")
+    hidden_from = len(seen)
+    page.wait_for_timeout((3 * POLL_SECONDS + 0.5) * 1000)
+    while_hidden = [request.url for request in seen[hidden_from:]]
+    with page.expect_request(lambda request: request in polls([request], path), timeout=2000):
+        page.evaluate("__switchTab(false)")  # shown again: it asks at once
+
+    assert while_hidden == []
+
+
+def test_a_job_zuora_no_longer_has_shows_the_stored_copy(looks, finance, simulator):
+    page = looks.new_page()
+    sign_in(page, "finance")
+    look_up(page, sim.MULTI_BATCH_JOB_ID)
+    expect(status(page)).to_have_text("completed")
+    simulator.forget_job(sim.MULTI_BATCH_JOB_ID)  # Zuora purged it
+
+    page.wait_for_timeout(POLL_SECONDS * 1000)  # a refresh within the interval is not asked
+    page.get_by_role("link", name="Refresh from Zuora").click()
+
+    expect(page.get_by_text("Zuora no longer has this job.")).to_be_visible()
+    expect(page.get_by_role("cell", name="Account", exact=False).first).to_be_visible()
+    looks.check(page, "job page, gone from Zuora")

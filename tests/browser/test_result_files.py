@@ -1,0 +1,70 @@
+"""Result files in Chromium: a download arrives byte for byte as Zuora serves it, and a
+preview shows the first records under the batch."""
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from aquadash import simulator as sim
+from tests.browser.conftest import sign_in
+from tests.browser.test_live_job import look_up
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
+
+
+@pytest.fixture
+def page(looks, simulator_tenant, make_user) -> Page:
+    """Signed in as "finance", on the page of a completed job with four batches."""
+    make_user("finance", groups=simulator_tenant.groups.all())
+    page = looks.new_page()
+    sign_in(page, "finance")
+    look_up(page, sim.MULTI_BATCH_JOB_ID)
+    return page
+
+
+def batch(page: Page, name: str):
+    """The rows of the batches table about the batch of that name."""
+    return page.get_by_role("rowgroup").filter(has=page.get_by_text(name, exact=True))
+
+
+def open_preview(page: Page) -> None:
+    batch(page, "Accounts").get_by_role("link", name="Preview").click()
+    expect(page.get_by_role("heading", name="Preview of Accounts")).to_be_visible()
+
+
+def test_a_downloaded_file_is_what_zuora_serves(page, looks, simulator):
+    link = batch(page, "Accounts").get_by_role("link", name="Download .csv")
+    file_id = link.get_attribute("href").rsplit("/", 1)[1]
+
+    with page.expect_download() as download:
+        link.click()
+
+    received = download.value.path().read_bytes()
+    served = requests.get(
+        f"{simulator.url}/v1/files/{file_id}",
+        auth=(sim.DEMO_USERNAME, sim.DEMO_PASSWORD),
+        timeout=10,
+    ).content
+    assert download.value.failure() is None
+    assert download.value.suggested_filename == "Month-end-extract-Accounts.csv"
+    assert received == served
+    assert received.count(b"\n") == 1 + 1250
+    page.reload()
+    expect(page.get_by_text("✓ 1,250 records verified")).to_be_visible()
+    expect(page.get_by_role("heading", name="Downloads of this job")).to_be_visible()
+    looks.check(page, "job page after a download", screenshot="job")
+
+
+def test_a_preview_shows_the_header_and_first_records(page, looks):
+    open_preview(page)
+
+    preview = page.get_by_role("heading", name="Preview of Accounts").locator("xpath=..")
+    table = preview.get_by_role("table")
+    expect(table.get_by_role("row")).to_have_count(1 + 100)
+    expect(page.get_by_text("The header and the first 100 records")).to_be_visible()
+    looks.check(page, "job page with a preview", again=open_preview)
+
+    preview_page = batch(page, "Accounts").get_by_role("link", name="Preview").get_attribute("href")
+    page.goto(preview_page)  # where the link leads without JavaScript
+    expect(page.get_by_role("heading", name="Preview of Accounts")).to_be_visible()
+    looks.check(page, "preview page")
