@@ -11,7 +11,7 @@ WORKERS ?= 2
 THREADS ?= 8
 BIND ?= 127.0.0.1:$(PORT)
 
-.PHONY: install run serve demo-passwords test bench format clean
+.PHONY: install run serve demo-passwords test screenshots bench format clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "aquadash needs Python 3.12 or newer")'
@@ -51,6 +51,11 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(ARGS)
+
+# The browser tests (tests/browser, Chromium at /usr/bin/chromium), saving the job page's
+# screenshots in each look to docs/screenshots/.
+screenshots: install
+	AQUADASH_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser $(ARGS)
 
 # Every benchmark in bench/, then docs/benchmarks/report.md with each figure beside its baseline
 # from the same run (about 5 minutes; needs PostgreSQL and Redis on 127.0.0.1, wrk if installed).
