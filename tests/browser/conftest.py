@@ -28,10 +28,10 @@ from django.conf import settings as django_settings
 
 from tests.test_downloads_wire import database_url
 
-try:
-    from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+try:  # tests import Page and expect from here, so that they too skip without Playwright
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # the tests skip, saying why
-    sync_playwright = None
+    Browser = Page = expect = sync_playwright = None
 
 try:
     from axe_playwright_python.base import AXE_SCRIPT
@@ -128,13 +128,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="package")
-def chromium() -> Iterator["Browser"]:
+def chromium() -> Iterator[Browser]:
     """One Chromium for all the browser tests; each test opens its own contexts."""
     # Playwright's synchronous API keeps an asyncio loop running in this thread, so Django would
     # refuse the database calls tests make between browser steps. Nothing here runs async code.
     unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    playwright: Playwright = sync_playwright().start()
+    playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
@@ -149,7 +149,8 @@ def chromium() -> Iterator["Browser"]:
 
 @pytest.fixture
 def server(simulator_tenant, tmp_path: Path) -> Iterator[str]:
-    """aquadash under gunicorn, reading the test database and allowed to call the simulator."""
+    """aquadash under gunicorn, reading the test database and allowed to call the simulator;
+    its log is gunicorn.log in the test's tmp_path."""
     sim = urlsplit(simulator_tenant.base_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -190,13 +191,13 @@ def server(simulator_tenant, tmp_path: Path) -> Iterator[str]:
 class Looks:
     """Opens pages, and checks each page a flow reaches in every look."""
 
-    browser: "Browser"
+    browser: Browser
     base_url: str
     subtests: object
     errors: dict = field(default_factory=dict)  # page -> console errors not yet reported
     others: dict = field(default_factory=dict)  # look -> the page that shows pages in it
 
-    def new_page(self, scheme: str = "light", width: int = 1440, **context: object) -> "Page":
+    def new_page(self, scheme: str = "light", width: int = 1440, **context: object) -> Page:
         """A page in a context of its own, in that colour scheme and window width."""
         browser_context = self.browser.new_context(
             base_url=self.base_url,
@@ -216,11 +217,11 @@ class Looks:
 
     def check(
         self,
-        page: "Page",
+        page: Page,
         what: str,
         *,
         status: int = 200,
-        again: Callable[["Page"], None] | None = None,
+        again: Callable[[Page], None] | None = None,
         screenshot: str = "",
     ) -> None:
         """Check `page` as it stands, and the same address in each other look, signed in as
@@ -248,7 +249,7 @@ class Looks:
                 shown[look].goto("about:blank")  # a running job's page would go on polling
 
     def _report(
-        self, page: "Page", what: str, look: tuple[str, int], status: int, screenshot: str
+        self, page: Page, what: str, look: tuple[str, int], status: int, screenshot: str
     ) -> None:
         scheme, width = look
         errors, self.errors[page][:] = list(self.errors[page]), []
@@ -269,7 +270,7 @@ class Looks:
             page.context.close()
 
 
-def page_problems(page: "Page", width: int) -> list[str]:
+def page_problems(page: Page, width: int) -> list[str]:
     """CSP violations, serious or critical axe-core violations (of the run START_AXE began),
     and at phone width anything cut off at the side."""
     problems = [f"CSP: {text}" for text in page.evaluate("window.__cspViolations")]
@@ -294,13 +295,22 @@ def looks(chromium, server: str, subtests) -> Iterator[Looks]:
     looks.close()
 
 
-def sign_in(page: "Page", username: str, password: str = "password") -> None:
+def sign_in(page: Page, username: str, password: str = "password") -> None:
     """Sign in through the login page, as a person would."""
     page.goto("/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def look_up(page: Page, job_id: str) -> None:
+    """Type the job ID into the home page's lookup, as a person would."""
+    lookup = page.locator("form", has=page.get_by_role("button", name="Open job"))
+    lookup.get_by_label("Tenant").select_option(label="Sim")
+    lookup.get_by_label("Job ID").fill(job_id)
+    lookup.get_by_role("button", name="Open job").click()
+    page.wait_for_url(f"**/t/sim/jobs/{job_id}/")
 
 
 def polls(requests_seen: list, path: str) -> list:

@@ -4,10 +4,9 @@ quiet once it ends or while the tab is hidden, and still readable after Zuora fo
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect
 
 from aquadash import simulator as sim
-from tests.browser.conftest import POLL_SECONDS, polls, sign_in
+from tests.browser.conftest import POLL_SECONDS, Page, expect, look_up, polls, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 
@@ -31,15 +30,6 @@ TAB_SWITCH = """
 @pytest.fixture
 def finance(simulator_tenant, make_user):
     return make_user("finance", groups=simulator_tenant.groups.all())
-
-
-def look_up(page: Page, job_id: str) -> None:
-    """Type the job ID into the home page's lookup, as a person would."""
-    lookup = page.locator("form", has=page.get_by_role("button", name="Open job"))
-    lookup.get_by_label("Tenant").select_option(label="Sim")
-    lookup.get_by_label("Job ID").fill(job_id)
-    lookup.get_by_role("button", name="Open job").click()
-    page.wait_for_url(f"**/t/sim/jobs/{job_id}/")
 
 
 def status(page: Page):

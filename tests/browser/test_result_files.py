@@ -3,11 +3,9 @@ preview shows the first records under the batch."""
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect
 
 from aquadash import simulator as sim
-from tests.browser.conftest import sign_in
-from tests.browser.test_live_job import look_up
+from tests.browser.conftest import Page, expect, look_up, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 

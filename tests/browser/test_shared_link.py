@@ -3,11 +3,9 @@ by one who may not."""
 
 import pytest
 from django.contrib.auth.models import Group
-from playwright.sync_api import expect
 
 from aquadash import simulator as sim
-from tests.browser.conftest import sign_in
-from tests.browser.test_live_job import look_up
+from tests.browser.conftest import expect, look_up, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 

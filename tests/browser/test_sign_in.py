@@ -1,9 +1,8 @@
 """Signing in, in Chromium."""
 
 import pytest
-from playwright.sync_api import expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import expect, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 
