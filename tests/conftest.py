@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core import mail
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings
@@ -62,13 +62,13 @@ def start_django(
 
 @pytest.fixture(autouse=True)
 def empty_cache() -> Iterator[None]:
-    """Each test starts with an empty shared cache (local memory, or Redis in CI), and an empty
-    fallback for when the shared one is down."""
-    cache.clear()
-    shared_cache.local.clear()
+    """Each test starts with an empty shared cache (local memory, or Redis in CI), an empty
+    fallback for when the shared one is down, and no rendered page fragments."""
+    for each in (cache, caches["template_fragments"], shared_cache.local):
+        each.clear()
     yield
-    cache.clear()
-    shared_cache.local.clear()
+    for each in (cache, caches["template_fragments"], shared_cache.local):
+        each.clear()
 
 
 @pytest.fixture

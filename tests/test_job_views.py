@@ -5,6 +5,7 @@ import threading
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import connection
@@ -19,12 +20,13 @@ from tests.test_query_budgets import writes
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 UNKNOWN_JOB = "0123456789abcdef0123456789abcdef"
-REDIS_DOWN = {  # a shared cache on a closed port
+REDIS_DOWN = {  # a shared cache on a closed port; rendered fragments stay in the process
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": "redis://127.0.0.1:1/0",
         "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-    }
+    },
+    "template_fragments": settings.CACHES["template_fragments"],
 }
 
 
