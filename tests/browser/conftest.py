@@ -192,10 +192,12 @@ class Looks:
     """Opens pages, and checks each page a flow reaches in every look."""
 
     browser: Browser
-    base_url: str
-    subtests: object
+    base_url: str = ""  # the server of the test under way
+    subtests: object = None  # and its subtests
     errors: dict = field(default_factory=dict)  # page -> console errors not yet reported
-    others: dict = field(default_factory=dict)  # look -> the page that shows pages in it
+    # look -> the page that reopens checked pages in it, kept from test to test: a new browser
+    # context costs more than half a second
+    others: dict = field(default_factory=dict)
 
     def new_page(self, scheme: str = "light", width: int = 1440, **context: object) -> Page:
         """A page in a context of its own, in that colour scheme and window width."""
@@ -265,9 +267,15 @@ class Looks:
                 problems
             )
 
-    def close(self) -> None:
-        for page in self.errors:
-            page.context.close()
+    def close_test_pages(self) -> None:
+        """Close the pages a test opened, and forget its sign-ins in the pages kept."""
+        for page in list(self.errors):
+            if page in self.others.values():
+                page.context.clear_cookies()
+                self.errors[page].clear()
+            else:
+                page.context.close()
+                del self.errors[page]
 
 
 def page_problems(page: Page, width: int) -> list[str]:
@@ -288,11 +296,17 @@ def page_problems(page: Page, width: int) -> list[str]:
     return problems
 
 
+@pytest.fixture(scope="package")
+def every_look(chromium: Browser) -> Looks:
+    return Looks(chromium)
+
+
 @pytest.fixture
-def looks(chromium, server: str, subtests) -> Iterator[Looks]:
-    looks = Looks(chromium, server, subtests)
-    yield looks
-    looks.close()
+def looks(every_look: Looks, server: str, subtests) -> Iterator[Looks]:
+    """Pages on this test's server, and checks of them in every look."""
+    every_look.base_url, every_look.subtests = server, subtests
+    yield every_look
+    every_look.close_test_pages()
 
 
 def sign_in(page: Page, username: str, password: str = "password") -> None:
