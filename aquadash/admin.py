@@ -40,6 +40,9 @@ class TenantForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
+        # Plain checkboxes: a team has a handful of groups, and Django's two-box picker carries
+        # ARIA that screen readers and axe reject (aria-label on a span without a role).
+        widgets = {"groups": forms.CheckboxSelectMultiple}
         fields = [
             "name",
             "slug",
@@ -101,7 +104,6 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ("environment", "auth_method", "is_active")
     search_fields = ("name", "slug", "identity")
     prepopulated_fields = {"slug": ("name",)}
-    filter_horizontal = ("groups",)
     readonly_fields = (
         "last_contact_at",
         "last_contact_ok",
