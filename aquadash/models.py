@@ -1,6 +1,8 @@
 """What aquadash stores: the Zuora tenants people look jobs up in."""
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -267,30 +269,42 @@ class JobSnapshot(models.Model):
             self.save(update_fields=["gone_at"])
 
 
+@dataclass
+class RecentJob:
+    """A job in someone's recent lookups."""
+
+    tenant: "Tenant"
+    job_id: str
+    job_name: str
+    job_status: str
+    outcome: str  # of the lookup, shown when there is no status
+    at: datetime  # when it was looked up
+
+
 class LookupQuerySet(models.QuerySet):
-    def recent_for(self, user: AbstractBaseUser, tenants: list["Tenant"], limit: int = 10) -> list:
-        """The user's latest lookups, one row per job, in tenants the user may still see (the
-        list the page already holds, so no tenant is read twice)."""
+    def recent_for(
+        self, user: AbstractBaseUser, tenants: list["Tenant"], limit: int = 10
+    ) -> list["RecentJob"]:
+        """The user's latest lookups, one per job, in tenants the user may still see (the list
+        the page already holds, so no tenant is read twice), each job as it is now."""
         visible = {tenant.pk: tenant for tenant in tenants}
         lookups = self.filter(user=user, tenant__in=visible).order_by("-at")
-        recent, seen = [], set()
-        for lookup in lookups.only(
+        recent: dict[tuple[int, str], RecentJob] = {}
+        for tenant_id, job_id, name, status, outcome, at in lookups.values_list(
             "tenant_id", "job_id", "job_name", "job_status", "outcome", "at"
         )[: limit * 5]:
-            if (lookup.tenant_id, lookup.job_id) not in seen and len(recent) < limit:
-                seen.add((lookup.tenant_id, lookup.job_id))
-                lookup.tenant = visible[lookup.tenant_id]
-                recent.append(lookup)
-        # Show each job as it is now, not as it was when it was looked up.
+            if (tenant_id, job_id) not in recent and len(recent) < limit:
+                recent[tenant_id, job_id] = RecentJob(
+                    visible[tenant_id], job_id, name, status, outcome, at
+                )
         current = JobSnapshot.objects.filter(
-            tenant_id__in={lookup.tenant_id for lookup in recent},
-            job_id__in={lookup.job_id for lookup in recent},
-        ).only("tenant_id", "job_id", "name", "status")
-        latest = {(snapshot.tenant_id, snapshot.job_id): snapshot for snapshot in current}
-        for lookup in recent:
-            if snapshot := latest.get((lookup.tenant_id, lookup.job_id)):
-                lookup.job_name, lookup.job_status = snapshot.name, snapshot.status
-        return recent
+            tenant_id__in={tenant_id for tenant_id, _ in recent},
+            job_id__in={job_id for _, job_id in recent},
+        ).values_list("tenant_id", "job_id", "name", "status")
+        for tenant_id, job_id, name, status in current:
+            if job := recent.get((tenant_id, job_id)):
+                job.job_name, job.job_status = name, status
+        return list(recent.values())
 
 
 class Lookup(models.Model):

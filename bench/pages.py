@@ -1,12 +1,14 @@
 """How many requests a second do aquadash's pages serve, next to a bare signed-in view?
 
-Serves aquadash as `make serve` does (gunicorn, gthread, 2 workers of 8 threads) on PostgreSQL
+Serves aquadash as `make serve` does (gunicorn, gthread, here 1 worker of 8 threads) on PostgreSQL
 and Redis, with bench/settings.py adding /bench/bare/: a signed-in view that answers a few
 bytes, so a request costs the session, the user and the middleware and nothing else. Then it
 loads each of these for --seconds, signed in, over keep-alive connections, round after round in
 alternating order so that the machine's noise falls on every page alike:
 
   bare      /bench/bare/
+  floor     /bench/floor/: the job page's queries (tenant check, stored job, lookup row) and no
+            page, the least a job page can cost
   job page  a stored completed job, the simulator's 4-batch "Month-end extract"
   poll      a running job's fragment, as htmx asks for it (HX-Request: true)
   home      the home page
@@ -46,6 +48,7 @@ RUNNING_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000102"
 HTMX = {"HX-Request": "true"}
 PAGES = {
     "bare": ("/bench/bare/", {}),
+    "floor": (f"/bench/floor/bench/{COMPLETED_JOB_ID}/", {}),
     "job page": (f"/t/bench/jobs/{COMPLETED_JOB_ID}/", {}),
     "poll": (f"/t/bench/jobs/{RUNNING_JOB_ID}/", HTMX),
     "home": ("/", {}),
@@ -95,8 +98,12 @@ def main() -> None:
 
     rates: dict[str, list[float]] = {name: [] for name in PAGES}
     failed = 0
+    # One worker: wrk's keep-alive connections would otherwise split between two workers
+    # however the accepts fall (all on one in some rounds, evenly in others), which doubles or
+    # halves a page's rate at random. With one, each rate is the cost of the request itself.
     servers = production(
         "pages",
+        workers=1,
         postgres=args.postgres,
         redis_url=args.redis,
         batch_seconds=3600,  # the running job runs throughout
@@ -160,7 +167,7 @@ def main() -> None:
     print(
         "\nRequests/s in each round: "
         + "; ".join(f"{name} " + ", ".join(f"{r:.0f}" for r in rates[name]) for name in PAGES)
-        + f". Answers other than 200: {failed}. gunicorn (2 gthread workers, 8 threads each), "
+        + f". Answers other than 200: {failed}. gunicorn (1 gthread worker of 8 threads), "
         "PostgreSQL and Redis, the simulator and the client share the machine's CPUs; writes "
         "are INSERT, UPDATE and DELETE statements (the lookup row, a session save).\n"
     )
