@@ -1,16 +1,22 @@
+import contextlib
 import logging
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import IO
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.core.cache import cache, caches
+from django.db import connection
 from django.http import HttpResponseBase
 from django.test import AsyncClient, Client
 from pytest_django.fixtures import Settings
@@ -58,6 +64,56 @@ def start_django(
         text=True,
         timeout=60,
     )
+
+
+def database_url() -> str:
+    """The test database, as DATABASE_URL, for a server in another process."""
+    name = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{name}"
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return parts._replace(path=f"/{name}").geturl()
+
+
+@contextlib.contextmanager
+def gunicorn_serving(
+    tenant: Tenant, *, settings_module: str = "tests.settings", log: IO | None = None, **env: str
+) -> Iterator[str]:
+    """aquadash under gunicorn, as in production, reading the test database and allowed to
+    call `tenant`'s Zuora (the simulator); yields its base URL. Tests using it need
+    `django_db(transaction=True)`, so the server sees what they wrote."""
+    zuora = urlsplit(tenant.base_url)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings_module,
+        "DATABASE_URL": database_url(),
+        "ZUORA_EXTRA_HOSTS": f"127.0.0.1:1,{zuora.hostname}:{zuora.port}",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        **env,
+    }
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "gunicorn", "aquadash.wsgi", "--worker-class", "gthread"]
+        + ["--workers", "1", "--threads", "8", "--bind", f"127.0.0.1:{port}"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                requests.get(base + "/health/", timeout=5)
+                break
+            except requests.RequestException:  # not listening yet, or still starting
+                time.sleep(0.05)
+        yield base
+    finally:
+        process.send_signal(signal.SIGQUIT)  # at once: a client may still hold a connection
+        process.wait(timeout=10)
 
 
 @pytest.fixture(autouse=True)
@@ -168,6 +224,14 @@ def member(tenant: Tenant, make_user: Callable[..., User]) -> User:
 def member_client(member: User) -> Client:
     client = Client()
     client.force_login(member)
+    return client
+
+
+@pytest.fixture
+def finance_client(simulator_tenant: Tenant, make_user: Callable[..., User]) -> Client:
+    """Signed in as "finance", a member of the simulator tenant's group."""
+    client = Client()
+    client.force_login(make_user("finance", groups=simulator_tenant.groups.all()))
     return client
 
 

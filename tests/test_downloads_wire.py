@@ -2,87 +2,22 @@
 cuts short must reach the browser as a failed download, never as a short file that looks
 whole, and a browser that leaves must close Zuora's stream."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import requests
-from django.conf import settings as django_settings
-from django.db import connection
 from django.test import Client
 
 from aquadash import simulator as sim
-from tests.conftest import wait_until
+from tests.conftest import gunicorn_serving, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 
 
-def database_url() -> str:
-    """The test database, as DATABASE_URL, for a server in another process."""
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{name}"
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return parts._replace(path=f"/{name}").geturl()
-
-
 @pytest.fixture
-def server(simulator_tenant, unused_port) -> Iterator[str]:
-    host, port = (
-        urlsplit(simulator_tenant.base_url).hostname,
-        urlsplit(simulator_tenant.base_url).port,
-    )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "ZUORA_EXTRA_HOSTS": f"127.0.0.1:1,{host}:{port}",
-        "ALLOWED_HOSTS": "127.0.0.1",
-    }
-    process = subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "aquadash.wsgi",
-            "--worker-class",
-            "gthread",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--bind",
-            f"127.0.0.1:{unused_port}",
-        ],
-        cwd=django_settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{unused_port}"
-    try:
-        for _ in range(100):
-            try:
-                requests.get(base + "/health/", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+def server(simulator_tenant) -> Iterator[str]:
+    with gunicorn_serving(simulator_tenant) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@pytest.fixture
-def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

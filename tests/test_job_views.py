@@ -48,11 +48,9 @@ def polls(html: str) -> bool:
 
 
 @pytest.fixture
-def client(simulator_tenant: Tenant, make_user) -> Client:
-    """Signed in as a member of the simulator tenant's group."""
-    client = Client()
-    client.force_login(make_user("finance", groups=simulator_tenant.groups.all()))
-    return client
+def client(finance_client: Client) -> Client:
+    """Signed in as a member of the simulator tenant's group, not as a superuser."""
+    return finance_client
 
 
 # --- The documentation examples -----------------------------------------------------------------

@@ -33,11 +33,9 @@ def tables_read(queries: CaptureQueriesContext) -> str:
 
 
 @pytest.fixture
-def client(simulator_tenant: Tenant, make_user) -> Client:
+def client(finance_client: Client) -> Client:
     """Signed in as a member of the simulator tenant's group, not as a superuser."""
-    client = Client()
-    client.force_login(make_user("finance", groups=simulator_tenant.groups.all()))
-    return client
+    return finance_client
 
 
 def job_url(tenant: Tenant, job_id: str) -> str:

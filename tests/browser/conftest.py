@@ -12,21 +12,15 @@ directory (`make screenshots`) to save screenshots of the job page there.
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from django.conf import settings as django_settings
 
-from tests.test_downloads_wire import database_url
+from tests.conftest import gunicorn_serving
 
 try:  # tests import Page and expect from here, so that they too skip without Playwright
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -151,40 +145,16 @@ def chromium() -> Iterator[Browser]:
 def server(simulator_tenant, tmp_path: Path) -> Iterator[str]:
     """aquadash under gunicorn, reading the test database and allowed to call the simulator;
     its log is gunicorn.log in the test's tmp_path."""
-    sim = urlsplit(simulator_tenant.base_url)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
-        "DATABASE_URL": database_url(),
-        "ZUORA_EXTRA_HOSTS": f"127.0.0.1:1,{sim.hostname}:{sim.port}",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "AQUADASH_POLL_SECONDS": str(POLL_SECONDS),
-    }
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "gunicorn", "aquadash.wsgi", "--worker-class", "gthread"]
-        + ["--workers", "1", "--threads", "8", "--bind", f"127.0.0.1:{port}"],
-        cwd=django_settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                requests.get(base + "/health/", timeout=5)
-                break
-            except requests.RequestException:  # not listening yet, or still starting
-                time.sleep(0.05)
+    with (
+        (tmp_path / "gunicorn.log").open("w") as log,
+        gunicorn_serving(
+            simulator_tenant,
+            settings_module="tests.browser.settings",
+            log=log,
+            AQUADASH_POLL_SECONDS=str(POLL_SECONDS),
+        ) as base,
+    ):
         yield base
-    finally:
-        process.send_signal(signal.SIGQUIT)  # at once: a browser may still hold a connection
-        process.wait(timeout=10)
-        log.close()
 
 
 @dataclass
