@@ -26,7 +26,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
-from aquadash import breaker, downloads, jobs, results, zuora
+from aquadash import breaker, downloads, job_facts, jobs, results, zuora
 from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
@@ -104,12 +104,12 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         "tenant": tenant,
         "state": state,
         "job": state.job,
-        "facts": jobs.describe(state, tenant),
+        "facts": job_facts.describe(state, tenant),
         # Zuora allows 50 queries a job; a page of 100 keeps any answer a readable page.
         "batches": Paginator(state.job.batches, 100).get_page(request.GET.get("page")),
-        "poll_seconds": jobs.poll_seconds(failures, state.error),
+        "poll_seconds": job_facts.poll_seconds(failures, state.error),
         "failures": failures,
-        "curl": jobs.curl_command(tenant, state.job.id),
+        "curl": job_facts.curl_command(tenant, state.job.id),
         "has_files": has_files,
         "pgp": state.job.encrypted.lower() == "pgp",
         "file_extension": downloads.extension(state.job),
@@ -561,7 +561,7 @@ def _error_page(
         "title": _error_title(exc, job_id),
         "kind": type(exc).__name__,
         "final": isinstance(exc, zuora.JobNotFound | zuora.InvalidId),
-        "poll_seconds": jobs.poll_seconds(_failures(request) + 1, exc),
+        "poll_seconds": job_facts.poll_seconds(_failures(request) + 1, exc),
         "failures": _failures(request) + 1,
         "admin_url": reverse("admin:aquadash_tenant_change", args=[tenant.pk])
         if request.user.has_perm("aquadash.change_tenant")

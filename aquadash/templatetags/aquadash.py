@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from aquadash.jobs import JobFacts
+from aquadash.job_facts import JobFacts
 from aquadash.models import Download
 
 register = template.Library()
