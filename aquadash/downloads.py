@@ -234,8 +234,12 @@ def check_count(
 ) -> tuple[str, str, int]:
     """Store the count of a whole batch and compare it with Zuora's recordCount."""
     with transaction.atomic():  # two batches of one job may finish counting at once
-        stored = JobSnapshot.objects.select_for_update().filter(tenant=download.tenant)
-        if snapshot := stored.filter(job_id=job.id).first():
+        snapshot = (
+            JobSnapshot.objects.select_for_update()
+            .filter(tenant=download.tenant, job_id=job.id)
+            .first()
+        )
+        if snapshot:
             snapshot.record_counts[batch.batch_id] = {
                 "counted": counted,
                 "expected": batch.record_count,

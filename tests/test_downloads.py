@@ -456,6 +456,16 @@ def test_a_file_with_quoted_newlines_is_counted_and_verified(client, simulator_t
     assert "✓ 240 records verified" in html
 
 
+def test_a_count_shows_on_a_page_that_was_already_rendered(client, simulator_tenant):
+    batch = looked_up(client, simulator_tenant, sim.NOTES_JOB_ID)["batches"][0]
+    page = f"/t/{simulator_tenant.slug}/jobs/{sim.NOTES_JOB_ID}/"
+    assert "records verified" not in client.get(page).content.decode()  # the stored page, kept
+
+    body(client.get(file_url(simulator_tenant, sim.NOTES_JOB_ID, batch["fileId"])))
+
+    assert "✓ 240 records verified" in client.get(page).content.decode()
+
+
 def test_counting_file_downloads_can_be_switched_off(client, simulator_tenant, settings):
     settings.AQUADASH_COUNT_RECORDS = False
     batch = looked_up(client, simulator_tenant, sim.NOTES_JOB_ID)["batches"][0]
