@@ -11,7 +11,7 @@ WORKERS ?= 2
 THREADS ?= 8
 BIND ?= 127.0.0.1:$(PORT)
 
-.PHONY: install run serve demo-passwords test screenshots bench format clean
+.PHONY: install run serve worker demo-passwords test screenshots bench format clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12) and "aquadash needs Python 3.12 or newer")'
@@ -27,13 +27,19 @@ install: $(VENV)/.installed
 run demo-passwords: export DEBUG ?= 1
 run demo-passwords: export ZUORA_EXTRA_HOSTS ?= 127.0.0.1:$(SIM_PORT)
 run demo-passwords: export AQUADASH_SIMULATOR_URL ?= http://127.0.0.1:$(SIM_PORT)
+# The web server and the worker are two processes: without Redis they share answers and locks
+# through a cache table in the SQLite database.
+run: export CACHE_TABLE ?= aquadash_cache
 run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createcachetable
 	$(BIN)/python manage.py setup_demo
 	@$(BIN)/python manage.py simulate_zuora --port $(SIM_PORT) & sim=$$!; \
-	  trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
+	  trap 'kill $$sim $$worker 2>/dev/null' EXIT INT TERM; \
 	  echo "Zuora simulator: http://127.0.0.1:$(SIM_PORT)"; \
+	  echo "Worker:          watched jobs and notifications (e-mails print here)"; \
 	  echo "aquadash:        http://127.0.0.1:$(PORT)/"; \
 	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
@@ -43,6 +49,11 @@ serve: install
 	$(BIN)/python manage.py collectstatic --noinput
 	$(BIN)/gunicorn aquadash.wsgi --worker-class gthread --workers $(WORKERS) \
 	  --threads $(THREADS) --timeout 60 --bind $(BIND)
+
+# A background worker: watched jobs and their notifications. Run one or more beside `serve`,
+# on any server, with the same settings; they share the queue through the database.
+worker: install
+	$(BIN)/python manage.py db_worker --no-reload --no-startup-delay
 
 demo-passwords: install
 	$(BIN)/python manage.py setup_demo --new-passwords

@@ -11,7 +11,8 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from aquadash.models import AuditEvent, Download, JobSnapshot, Lookup, Tenant
+from aquadash.models import AuditEvent, Delivery, Download, JobSnapshot, Lookup, Tenant, Watch
+from aquadash.notifications import check_webhook_url
 
 admin.site.site_header = "aquadash administration"
 admin.site.site_title = "aquadash admin"
@@ -19,7 +20,14 @@ admin.site.index_title = "Tenants, access and the lookup trail"
 
 
 SECRET_BOUND_FIELDS = {"environment", "base_url", "auth_method"}
-CREDENTIAL_FIELDS = SECRET_BOUND_FIELDS | {"identity", "entity_id", "secret", "clear_secret"}
+CREDENTIAL_FIELDS = SECRET_BOUND_FIELDS | {
+    "identity",
+    "entity_id",
+    "secret",
+    "clear_secret",
+    "webhook_url",
+    "clear_webhook_url",
+}
 
 
 class TenantForm(forms.ModelForm):
@@ -38,6 +46,16 @@ class TenantForm(forms.ModelForm):
         "entered again.",
     )
 
+    # Write-only too: whoever holds a webhook's URL can post to its channel.
+    webhook_url = forms.CharField(
+        label="Chat webhook URL",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="A Slack-compatible incoming webhook: watchers' notifications are also posted "
+        "there. Its host must be in AQUADASH_WEBHOOK_HOSTS.",
+    )
+    clear_webhook_url = forms.BooleanField(label="Remove the chat webhook", required=False)
+
     class Meta:
         model = Tenant
         # Plain checkboxes: a team has a handful of groups, and Django's two-box picker carries
@@ -55,6 +73,8 @@ class TenantForm(forms.ModelForm):
             "identity",
             "secret",
             "clear_secret",
+            "webhook_url",
+            "clear_webhook_url",
             "groups",
         ]
 
@@ -67,6 +87,15 @@ class TenantForm(forms.ModelForm):
             )
         else:
             self.fields["secret"].help_text = "Stored encrypted; it is never shown again."
+        if self.instance.encrypted_webhook_url:
+            self.fields[
+                "webhook_url"
+            ].help_text += " One is stored (encrypted; never shown): leave blank to keep it."
+
+    @sensitive_variables()
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data["webhook_url"]
+        return check_webhook_url(url) if url else ""
 
     @sensitive_variables()
     def clean(self) -> dict:
@@ -93,6 +122,10 @@ class TenantForm(forms.ModelForm):
             self.instance.set_secret(secret)
         elif self.cleaned_data.get("clear_secret"):
             self.instance.encrypted_secret = ""
+        if webhook_url := self.cleaned_data.get("webhook_url"):
+            self.instance.set_webhook_url(webhook_url)
+        elif self.cleaned_data.get("clear_webhook_url"):
+            self.instance.set_webhook_url("")
         return super().save(commit)
 
 
@@ -115,6 +148,7 @@ class TenantAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "slug", "is_active"]}),
         ("Zuora", {"fields": ["environment", "base_url", "time_zone", "entity_id"]}),
         ("Credentials", {"fields": ["auth_method", "identity", "secret", "clear_secret"]}),
+        ("Notifications", {"fields": ["webhook_url", "clear_webhook_url"]}),
         ("Access", {"fields": ["groups"]}),
         ("Last contact with Zuora", {"fields": list(readonly_fields)}),
     ]
@@ -127,7 +161,7 @@ class TenantAdmin(admin.ModelAdmin):
         when = timezone.localtime(tenant.last_contact_at).strftime("%Y-%m-%d %H:%M")
         return f"{'OK' if tenant.last_contact_ok else 'failed'}, {when}"
 
-    @method_decorator(sensitive_post_parameters("secret"))
+    @method_decorator(sensitive_post_parameters("secret", "webhook_url"))
     def changeform_view(
         self,
         request: HttpRequest,
@@ -168,10 +202,15 @@ class TenantAdmin(admin.ModelAdmin):
         super().save_model(request, tenant, form, change)
         fields = [name for name in form.changed_data if name in CREDENTIAL_FIELDS]
         if fields or not change:
-            detail = (
-                "secret cleared"
-                if "clear_secret" in fields
-                else ("secret replaced" if "secret" in fields else "")
+            detail = ", ".join(
+                what
+                for field, what in [
+                    ("clear_secret", "secret cleared"),
+                    ("secret", "secret replaced"),
+                    ("clear_webhook_url", "webhook removed"),
+                    ("webhook_url", "webhook replaced"),
+                ]
+                if field in fields
             )
             AuditEvent.record(
                 AuditEvent.Kind.CREDENTIALS_CHANGED,
@@ -233,3 +272,44 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "tenant", "at"]
     search_fields = ["username", "tenant_name", "target"]
     date_hierarchy = "at"
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ["channel", "recipient", "status", "attempts", "last_error", "sent_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Watch)
+class WatchAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "user", "tenant", "job_id", "job_name", "ended_at", "end",
+                    "notified"]  # fmt: skip
+    list_filter = ["tenant", "end", "created_at"]
+    search_fields = ["job_id", "job_name", "user__username"]
+    date_hierarchy = "created_at"
+    inlines = [DeliveryInline]
+
+    def get_queryset(self, request: HttpRequest) -> object:
+        return super().get_queryset(request).select_related("user", "tenant")
+
+    @admin.display(description="notified")
+    def notified(self, watch: Watch) -> str:
+        return "; ".join(
+            f"{d.get_channel_display()}: {d.get_status_display()}"
+            + (f" ({d.last_error})" if d.last_error else "")
+            for d in watch.deliveries.all()
+        )
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "watch", "channel", "recipient", "status", "attempts",
+                    "last_error", "sent_at"]  # fmt: skip
+    list_filter = ["channel", "status", "watch__tenant"]
+    search_fields = ["recipient", "watch__job_id", "watch__user__username"]
+    list_select_related = ["watch__user"]

@@ -106,6 +106,9 @@ class Tenant(models.Model):
     last_contact_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_contact_ok = models.BooleanField(null=True, editable=False)
     last_contact_message = models.CharField(max_length=500, blank=True, editable=False)
+    # A Slack-compatible incoming webhook for watch notifications. Its URL is a secret (anyone
+    # holding it can post to the channel), so it is stored encrypted like the Zuora secret.
+    encrypted_webhook_url = models.TextField(blank=True, editable=False)
 
     objects = TenantQuerySet.as_manager()
 
@@ -160,6 +163,17 @@ class Tenant(models.Model):
     @sensitive_variables()
     def set_secret(self, secret: str) -> None:
         self.encrypted_secret = encryption.encrypt(secret)
+
+    @sensitive_variables()
+    def set_webhook_url(self, url: str) -> None:
+        self.encrypted_webhook_url = encryption.encrypt(url) if url else ""
+
+    @sensitive_variables()
+    def webhook_url(self) -> str:
+        """The chat webhook's URL, or "" when the tenant has none. Raises CredentialUnreadable."""
+        if not self.encrypted_webhook_url:
+            return ""
+        return encryption.decrypt(self.encrypted_webhook_url, tenant=self.name)
 
     @sensitive_variables()
     def zuora_connection(self) -> zuora.Connection:
@@ -505,3 +519,89 @@ class AuditEvent(models.Model):
             target=target[:200],
             detail=detail[:500],
         )
+
+
+class WatchQuerySet(models.QuerySet):
+    def open(self) -> "WatchQuerySet":
+        return self.filter(ended_at=None)
+
+
+class Watch(models.Model):
+    """Someone waiting to be told that a job has ended. The worker checks the job (see
+    watching.py) until it is final, the person stops watching or the watch expires."""
+
+    class End(models.TextChoices):
+        FINAL = "final", "the job ended"
+        GONE = "gone", "Zuora does not know the job"
+        EXPIRED = "expired", "still running when the watch expired"
+        UNWATCHED = "unwatched", "stopped watching"
+        REVOKED = "revoked", "no longer allowed to see the tenant"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="watches")
+    job_id = models.CharField(max_length=32)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watches"
+    )
+    link = models.URLField(max_length=300, help_text="The job page, as the watcher opened it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    next_check_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end = models.CharField(max_length=10, choices=End.choices, blank=True)
+    job_name = models.CharField(max_length=255, blank=True)
+    job_status = models.CharField(max_length=32, blank=True, help_text="When the watch ended.")
+
+    objects = WatchQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "job_id", "user"],
+                condition=models.Q(ended_at=None),
+                name="one_open_watch_per_person",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_check_at"], condition=models.Q(ended_at=None), name="watch_due"
+            ),
+            models.Index(fields=["tenant", "job_id"], name="watch_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} watching {self.job_id}"
+
+
+class Delivery(models.Model):
+    """One notification that a watch ended. The row is what makes it go out once: it is created
+    once per watch and channel, and a worker sends it only after claiming it."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "e-mail"
+        WEBHOOK = "webhook", "chat webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "waiting to be sent"
+        SENDING = "sending", "being sent"
+        SENT = "sent", "sent"
+        FAILED = "failed", "could not be sent"
+
+    watch = models.ForeignKey(Watch, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    recipient = models.CharField(
+        max_length=254, help_text="The address, or the webhook's host (its URL is a secret)."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["watch", "channel"], name="one_delivery_per_channel")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} to {self.recipient}: {self.get_status_display()}"

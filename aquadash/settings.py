@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "django_tasks_db",
     "aquadash",
 ]
 
@@ -210,6 +211,15 @@ if REDIS_URL:
     }
     # Sessions read from Redis and written through to the database, which keeps them.
     SESSION_ENGINE = "aquadash.sessions"
+elif os.environ.get("CACHE_TABLE"):
+    # Without Redis, several processes on one machine (`make run`'s web server and worker) can
+    # share a cache table in the database (`manage.py createcachetable`).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": os.environ["CACHE_TABLE"],
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Rendered parts of pages ({% cache %}), kept by each process for itself: cheaper than a round
@@ -327,19 +337,48 @@ AQUADASH_COUNT_RECORDS = envbool("AQUADASH_COUNT_RECORDS", True)
 # pass through filters that hide secrets, tokens and Authorization values.
 ADMINS = envlist("ADMINS")
 SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "aquadash@localhost")
-MAILERS = {
-    "default": {
-        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "OPTIONS": {
-            "host": os.environ.get("EMAIL_HOST", "localhost"),
-            "port": envint("EMAIL_PORT", 25),
-            "username": os.environ.get("EMAIL_HOST_USER", ""),
-            "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
-            "use_tls": envbool("EMAIL_USE_TLS", False),
-            "timeout": 10,
-        },
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", SERVER_EMAIL)
+# Watch notifications and error reports go out by SMTP; `make run` (DEBUG) prints them in the
+# terminal instead, unless EMAIL_BACKEND says otherwise.
+email_backend = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+MAILERS = {"default": {"BACKEND": email_backend}}
+if email_backend == "django.core.mail.backends.filebased.EmailBackend":
+    MAILERS["default"]["OPTIONS"] = {"file_path": os.environ.get("EMAIL_FILE_PATH", "var/mail")}
+if email_backend == "django.core.mail.backends.smtp.EmailBackend":
+    MAILERS["default"]["OPTIONS"] = {
+        "host": os.environ.get("EMAIL_HOST", "localhost"),
+        "port": envint("EMAIL_PORT", 25),
+        "username": os.environ.get("EMAIL_HOST_USER", ""),
+        "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": envbool("EMAIL_USE_TLS", False),
+        "timeout": 10,
     }
-}
+
+# Background work (watched jobs, notifications) runs in `manage.py db_worker` processes, which
+# share the queue through the database: any number of them, on any server.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# A watch ends on its own this many hours after it started, with a notice: Zuora stops a query
+# after 3 hours, so a job still running by then is worth telling someone about.
+AQUADASH_WATCH_HOURS = envint("AQUADASH_WATCH_HOURS", 24)
+# How many watched jobs one worker asks Zuora about at once.
+AQUADASH_WATCH_THREADS = envint("AQUADASH_WATCH_THREADS", 8)
+# Chat webhooks may be posted only to these hosts (a leading "." allows subdomains); the
+# defaults are Slack, Google Chat, Discord and Microsoft Teams. Hosts listed here that are not
+# among the defaults are the operator's choice and may be internal, like ZUORA_EXTRA_HOSTS.
+AQUADASH_WEBHOOK_HOSTS = envlist(
+    "AQUADASH_WEBHOOK_HOSTS",
+    "hooks.slack.com,chat.googleapis.com,discord.com,.webhook.office.com",
+)
+# Plain http:// webhooks send the URL's secret path unencrypted: only for development and tests.
+AQUADASH_WEBHOOK_ALLOW_HTTP = envbool("AQUADASH_WEBHOOK_ALLOW_HTTP", DEBUG)
+# A notification that fails is tried this many times in all, waiting longer each time.
+AQUADASH_NOTIFY_ATTEMPTS = envint("AQUADASH_NOTIFY_ATTEMPTS", 4)
+AQUADASH_NOTIFY_RETRY_SECONDS = envint("AQUADASH_NOTIFY_RETRY_SECONDS", 30)
 DEFAULT_EXCEPTION_REPORTER_FILTER = "aquadash.redaction.SecretHidingReporterFilter"
 
 LOGGING = {

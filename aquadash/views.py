@@ -24,13 +24,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
-from aquadash import breaker, downloads, job_facts, jobs, results, zuora
+from aquadash import breaker, downloads, job_facts, jobs, results, watching, zuora
 from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
-from aquadash.models import Download, JobSnapshot, Lookup, Tenant
+from aquadash.models import Download, JobSnapshot, Lookup, Tenant, Watch
 
 
 @require_GET
@@ -138,6 +138,45 @@ def job_downloads(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResp
     template = "job_downloads.html#card" if request.htmx else "job_downloads.html"
     with timezone.override(tenant.zoneinfo):
         return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_required
+def job_watch(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
+    """Who is watching the job, and the button to watch it or stop. The job page loads it
+    after itself, and again when the job ends; POST starts or stops the user's own watch."""
+    snapshot = _snapshot_or_404(tenant, job_id)
+    can_watch = not (snapshot.is_final or snapshot.gone_at)
+    if request.method == "POST":
+        if request.POST.get("action") == "unwatch":
+            watching.unwatch(tenant, job_id, request.user)
+        elif can_watch:
+            link = request.build_absolute_uri(reverse("job", args=[tenant.slug, job_id]))
+            watching.watch(tenant, job_id, request.user, link=link)
+        if not request.htmx:
+            return redirect("job", tenant_slug=tenant.slug, job_id=job_id)
+    watches = (
+        Watch.objects.filter(tenant=tenant, job_id=job_id)
+        .exclude(end__in=[Watch.End.UNWATCHED, Watch.End.REVOKED])
+        .select_related("user")
+        .prefetch_related("deliveries")
+        .order_by("created_at")
+    )
+    context = {
+        "tenant": tenant,
+        "job_id": job_id,
+        "snapshot": snapshot,
+        "can_watch": can_watch,
+        "open": [each for each in watches if each.ended_at is None],
+        "ended": [each for each in watches if each.ended_at is not None],
+        "mine": any(each.user_id == request.user.pk and not each.ended_at for each in watches),
+        "watch_hours": settings.AQUADASH_WATCH_HOURS,
+    }
+    template = "job_watch.html#card" if request.htmx else "job_watch.html"
+    with timezone.override(tenant.zoneinfo):
+        response = render(request, template, context)
+    add_never_cache_headers(response)
+    return response
 
 
 @require_GET

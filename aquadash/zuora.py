@@ -193,9 +193,14 @@ def public_address(host: str, port: int) -> str:
     return addresses[0]
 
 
-class _PublicOnlyConnection(urllib3.connection.HTTPSConnection):
+class PublicOnlyConnection(urllib3.connection.HTTPSConnection):
+    def must_be_public(self, host: str) -> bool:
+        """Zuora's own hosts must resolve to public addresses; ZUORA_EXTRA_HOSTS are the
+        operator's choice."""
+        return host in ZUORA_HOSTS
+
     def _new_conn(self) -> socket.socket:
-        if self.host.lower() not in ZUORA_HOSTS:  # ZUORA_EXTRA_HOSTS: the operator's choice
+        if not self.must_be_public(self.host.lower()):
             return super()._new_conn()
         try:
             address = public_address(self.host, self.port)
@@ -214,25 +219,29 @@ class _PublicOnlyConnection(urllib3.connection.HTTPSConnection):
             raise urllib3.exceptions.NewConnectionError(self, str(exc)) from exc
 
 
-class _PublicOnlyPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _PublicOnlyConnection
-
-
 class _PublicOnlyAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, connection_class: type[PublicOnlyConnection]) -> None:
+        self.pool_class = type("PublicOnlyPool", (urllib3.HTTPSConnectionPool,), {})
+        self.pool_class.ConnectionCls = connection_class
+        super().__init__()
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             **self.poolmanager.pool_classes_by_scheme,
-            "https": _PublicOnlyPool,
+            "https": self.pool_class,
         }
 
 
-def new_session() -> requests.Session:
-    """A session that ignores proxy variables and .netrc and connects to Zuora's hosts only at
-    public addresses; calls pass allow_redirects=False."""
+def new_session(
+    connection_class: type[PublicOnlyConnection] = PublicOnlyConnection,
+) -> requests.Session:
+    """A session that ignores proxy variables and .netrc and connects to the hosts that
+    `connection_class` names (by default Zuora's) only at public addresses; calls pass
+    allow_redirects=False."""
     session = requests.Session()
     session.trust_env = False
-    session.mount("https://", _PublicOnlyAdapter())
+    session.mount("https://", _PublicOnlyAdapter(connection_class))
     return session
 
 

@@ -61,6 +61,21 @@ def test_rotate_secrets_moves_every_secret_to_the_newest_key(
     assert [read_secret(tenant) for tenant in tenants] == [CANARY_SECRET, "globex-secret"]
 
 
+def test_rotate_secrets_moves_the_chat_webhook_too(
+    make_tenant: Callable[..., Tenant], settings: Settings
+) -> None:
+    settings.AQUADASH_ENCRYPTION_KEYS = [K1]
+    tenant = make_tenant()
+    tenant.set_webhook_url("https://hooks.slack.com/services/T0/B0/secret-path")
+    tenant.save()
+    settings.AQUADASH_ENCRYPTION_KEYS = [K2, K1]
+    call_command("rotate_secrets", stdout=StringIO())
+    settings.AQUADASH_ENCRYPTION_KEYS = [K2]
+    tenant.refresh_from_db()
+    assert tenant.webhook_url() == "https://hooks.slack.com/services/T0/B0/secret-path"
+    assert "secret-path" not in tenant.encrypted_webhook_url
+
+
 def test_rotate_secrets_twice_is_harmless(
     make_tenant: Callable[..., Tenant], settings: Settings
 ) -> None:

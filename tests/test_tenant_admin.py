@@ -295,3 +295,59 @@ def test_the_deploy_check_warns_about_extra_hosts(settings: Settings) -> None:
 
     assert "aquadash.W001" in warned
     assert "aquadash.W001" not in quiet
+
+
+SLACK_HOOK = "https://hooks.slack.com/services/T0001/B0001/Xx-webhook-secret-path"
+
+
+def test_a_chat_webhook_is_stored_encrypted_and_never_rendered(
+    admin_client: Client, tenant: Tenant
+) -> None:
+    response = admin_client.post(change_url(tenant), form_data(tenant, webhook_url=SLACK_HOOK))
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert tenant.webhook_url() == SLACK_HOOK
+    assert "Xx-webhook-secret-path" not in tenant.encrypted_webhook_url
+
+    html = admin_client.get(change_url(tenant)).content.decode()
+    [field] = re.findall(r"<input[^>]*name=\"webhook_url\"[^>]*>", html)
+    assert 'type="password"' in field and "value=" not in field
+    assert "Xx-webhook-secret-path" not in html
+    assert "One is stored (encrypted; never shown)" in html
+    history = " ".join(str(entry.change_message) for entry in LogEntry.objects.all())
+    assert "Xx-webhook-secret-path" not in history
+
+
+def test_a_blank_webhook_field_keeps_the_stored_one_and_remove_clears_it(
+    admin_client: Client, tenant: Tenant
+) -> None:
+    tenant.set_webhook_url(SLACK_HOOK)
+    tenant.save()
+
+    admin_client.post(change_url(tenant), form_data(tenant, name="Acme Corp"))
+    tenant.refresh_from_db()
+    assert tenant.webhook_url() == SLACK_HOOK
+
+    admin_client.post(change_url(tenant), form_data(tenant, clear_webhook_url="on"))
+    tenant.refresh_from_db()
+    assert tenant.webhook_url() == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.test/services/T0/B0/x",
+        "https://hooks.slack.com.evil.test/services/x",
+        "http://hooks.slack.com/services/x",
+        "https://169.254.169.254/latest/meta-data/",
+    ],
+)
+def test_a_webhook_host_not_on_the_allow_list_is_refused_at_save_time(
+    admin_client: Client, tenant: Tenant, settings: Settings, url: str
+) -> None:
+    settings.AQUADASH_WEBHOOK_ALLOW_HTTP = False
+    response = admin_client.post(change_url(tenant), form_data(tenant, webhook_url=url))
+    assert response.status_code == 200
+    assert "aquadash may post only to the chat webhook hosts" in response.content.decode()
+    tenant.refresh_from_db()
+    assert tenant.encrypted_webhook_url == ""

@@ -1,4 +1,5 @@
-// Copy buttons, the "/" shortcut, and polling that pauses while the tab is hidden.
+// Copy buttons, the "/" shortcut, polling that pauses while the tab is hidden, and the tab
+// telling that the job ended.
 // Plain DOM code, no eval and no inline handlers, so the strict CSP holds.
 (function () {
   "use strict";
@@ -52,14 +53,18 @@
   });
 
   // The live section carries data-poll="<seconds>" until the job is final; the final fragment
-  // has none, so polling ends by itself. Nothing is requested while the tab is hidden.
+  // has none, so polling ends by itself. Nothing is requested while the tab is hidden, unless
+  // the reader pressed "Also notify in this browser" (below).
   var timer = null;
   function schedule() {
     clearTimeout(timer);
     var live = document.querySelector("[data-poll]");
     if (!live) return;
     timer = setTimeout(function () {
-      if (document.visibilityState === "visible") htmx.trigger(live, "poll");
+      // A hidden tab asks nothing, unless its reader asked to be notified in this browser.
+      if (document.visibilityState === "visible" || localStorage.getItem(notifyKey())) {
+        htmx.trigger(live, "poll");
+      }
       else schedule();
     }, Number(live.dataset.poll) * 1000);
   }
@@ -86,4 +91,57 @@
     }
   });
   document.addEventListener("htmx:sendError", schedule);
+
+  // A job that ends while its page is open says so in the tab: the title gets a mark, the
+  // favicon turns green or red, and, for whoever pressed "Also notify in this browser", a
+  // browser notification. The watch card reloads on the same event (hx-trigger).
+  var wasLive = false;
+  document.addEventListener("DOMContentLoaded", function () {
+    wasLive = Boolean(document.querySelector("#live[data-poll]"));
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var live = document.querySelector("#live");
+    if (!live) return;
+    if (wasLive && live.dataset.ended) ended(live.dataset.ended === "ok");
+    wasLive = live.hasAttribute("data-poll");
+  });
+
+  function ended(ok) {
+    document.title = (ok ? "\u2713 " : "\u2717 ") + document.title;
+    var icon = document.querySelector("link[rel=icon]");
+    if (icon) icon.href = ok ? icon.dataset.ok : icon.dataset.bad;
+    document.body.dispatchEvent(new CustomEvent("aquadash:ended"));
+    if (localStorage.getItem(notifyKey()) && "Notification" in window
+        && Notification.permission === "granted") {
+      new Notification(document.title, { body: location.href, tag: notifyKey() });
+    }
+    localStorage.removeItem(notifyKey());
+  }
+
+  function notifyKey() { return "aquadash:notify:" + location.pathname; }
+
+  function showNotifyState(root) {
+    var button = root.querySelector && root.querySelector("[data-notify-browser]");
+    if (!button) return;
+    var state = button.parentNode.querySelector("[data-notify-state]");
+    if (!("Notification" in window)) {
+      button.hidden = true;
+      state.textContent = "This browser cannot show notifications.";
+    } else if (localStorage.getItem(notifyKey()) && Notification.permission === "granted") {
+      button.hidden = true;
+      state.textContent = "This browser will notify you too, while this tab is open.";
+    } else if (Notification.permission === "denied") {
+      state.textContent = "Notifications are blocked for this site in this browser.";
+    }
+  }
+  document.addEventListener("htmx:afterSettle", function (event) { showNotifyState(event.detail.elt); });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-notify-browser]");
+    if (!button || !("Notification" in window)) return;
+    Notification.requestPermission().then(function (permission) {
+      if (permission === "granted") localStorage.setItem(notifyKey(), "1");
+      showNotifyState(button.closest(".card"));
+    });
+  });
 })();

@@ -1,4 +1,5 @@
-"""`manage.py rotate_secrets`: re-encrypt every stored tenant secret with the newest key.
+"""`manage.py rotate_secrets`: re-encrypt every stored tenant secret (the Zuora secret and the
+chat webhook's URL) with the newest key.
 
 Rotating keys: put the new key first in AQUADASH_ENCRYPTION_KEYS and keep the old ones after it,
 restart, run this, then drop the old keys. Each row is rewritten on its own, so an interrupted
@@ -18,21 +19,26 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         rotated, unreadable = 0, []
-        for tenant in Tenant.objects.only("pk", "name", "encrypted_secret"):
-            try:
-                token = encryption.rotate(tenant.encrypted_secret, tenant=tenant.name)
-            except encryption.CredentialUnreadable:
-                unreadable.append(tenant.name)
-                continue
-            # Only if unchanged since it was read: never overwrite a secret an admin just entered.
-            rotated += Tenant.objects.filter(
-                pk=tenant.pk, encrypted_secret=tenant.encrypted_secret
-            ).update(encrypted_secret=token)
+        fields = ["encrypted_secret", "encrypted_webhook_url"]
+        for tenant in Tenant.objects.only("pk", "name", *fields):
+            for field in fields:
+                stored = getattr(tenant, field)
+                if not stored:
+                    continue
+                try:
+                    token = encryption.rotate(stored, tenant=tenant.name)
+                except encryption.CredentialUnreadable:
+                    unreadable.append(tenant.name)
+                    continue
+                # Only if unchanged since it was read: never overwrite what an admin just entered.
+                rotated += Tenant.objects.filter(pk=tenant.pk, **{field: stored}).update(
+                    **{field: token}
+                )
         self.stdout.write(f"Re-encrypted {rotated} stored secret(s) with the newest key.")
         if unreadable:
             raise CommandError(
-                "No key in AQUADASH_ENCRYPTION_KEYS opens the stored secret of "
-                + ", ".join(unreadable)
+                "No key in AQUADASH_ENCRYPTION_KEYS opens a stored secret of "
+                + ", ".join(sorted(set(unreadable)))
                 + ". Enter those secrets again in the admin or with `manage.py tenant update "
                 "--new-secret`."
             )

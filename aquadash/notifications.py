@@ -1,0 +1,266 @@
+"""Telling watchers that a job ended: by e-mail, and on the tenant's chat webhook.
+
+Each notification is a Delivery row, made once when a watch ends (watching.py). A worker sends
+it only after claiming it with a conditional UPDATE, so however many workers run, it goes out
+once; a failure is tried again with growing waits, then recorded as "could not notify".
+
+A message holds the job's name, final status, record counts, how long it ran and its link:
+never a query's text and never a secret. The webhook's URL is a secret (anyone holding it can
+post to the channel): it is stored encrypted, and messages, logs and errors name only its host.
+"""
+
+import contextlib
+import logging
+import re
+import smtplib
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F
+from django.tasks import task
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.views.decorators.debug import sensitive_variables
+
+from aquadash import encryption, zuora
+from aquadash.models import Delivery, JobSnapshot, Tenant, Watch
+
+logger = logging.getLogger(__name__)
+
+# Chat providers' webhook hosts: they must resolve to public addresses. Any other host in
+# AQUADASH_WEBHOOK_HOSTS is the operator's choice, perhaps an internal chat server.
+PROVIDER_HOSTS = ("hooks.slack.com", "chat.googleapis.com", "discord.com", ".webhook.office.com")
+WEBHOOK_TIMEOUT = (3.05, 10.0)  # connect, read
+
+
+class NotifyFailed(Exception):
+    """A notification could not be sent; the message is safe to show (no URL, no secret).
+    `retry` is False when trying again cannot help."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+# --- The chat webhook ---------------------------------------------------------------------------
+
+
+def _host_allowed(host: str, port: int, default_port: int, hosts: list[str]) -> bool:
+    for entry in hosts:
+        entry = entry.lower()
+        if entry.startswith("."):
+            if host.endswith(entry) and port == default_port:
+                return True
+        elif ":" in entry:
+            if entry == f"{host}:{port}":
+                return True
+        elif entry == host and port == default_port:
+            return True
+    return False
+
+
+@sensitive_variables()
+def check_webhook_url(url: str) -> str:
+    """The URL, stripped, if aquadash may post to it; else ValidationError. Checked when an
+    admin saves it and again before every post, as the allow-list may have changed since."""
+    refused = ValidationError(
+        "aquadash may post only to the chat webhook hosts in AQUADASH_WEBHOOK_HOSTS (by default "
+        "Slack, Google Chat, Discord and Microsoft Teams), over https."
+    )
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise refused from None
+    schemes = ("https", "http") if settings.AQUADASH_WEBHOOK_ALLOW_HTTP else ("https",)
+    if parts.scheme not in schemes or parts.username or parts.password or not parts.hostname:
+        raise refused
+    default_port = 443 if parts.scheme == "https" else 80
+    host = parts.hostname.lower()
+    if not _host_allowed(host, port or default_port, default_port, settings.AQUADASH_WEBHOOK_HOSTS):
+        raise refused
+    return url.strip()
+
+
+class _WebhookConnection(zuora.PublicOnlyConnection):
+    def must_be_public(self, host: str) -> bool:
+        return _host_allowed(host, self.port or 443, 443, list(PROVIDER_HOSTS))
+
+
+SESSION = zuora.new_session(_WebhookConnection)
+
+
+@sensitive_variables()
+def post_to_webhook(tenant: Tenant, text: str) -> None:
+    """Post `text` to the tenant's webhook, as Slack-compatible JSON. Raises NotifyFailed."""
+    try:
+        url = check_webhook_url(tenant.webhook_url())
+    except encryption.CredentialUnreadable as exc:
+        raise NotifyFailed(exc.message, retry=False) from None
+    except ValidationError:
+        raise NotifyFailed(
+            "the webhook's host is not allowed (AQUADASH_WEBHOOK_HOSTS)", retry=False
+        ) from None
+    host = urlsplit(url).hostname
+    try:
+        response = SESSION.post(
+            url, json={"text": text}, timeout=WEBHOOK_TIMEOUT, allow_redirects=False
+        )
+        response.close()
+    # requests' messages hold the URL, and the URL is the secret: say only what happened.
+    except requests.Timeout:
+        raise NotifyFailed(f"{host} did not answer in time") from None
+    except requests.RequestException:
+        raise NotifyFailed(f"could not connect to {host}") from None
+    if response.is_redirect:
+        raise NotifyFailed(f"{host} answered with a redirect, which aquadash does not follow")
+    if not response.ok:
+        raise NotifyFailed(f"{host} answered HTTP {response.status_code}")
+
+
+def _slack_text(text: str) -> str:
+    """Zuora's text made inert for chat: no <!channel> pings or <url|disguised> links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# --- The message --------------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def compose(watch: Watch, snapshot: JobSnapshot | None) -> tuple[str, str]:
+    """The subject and body telling that `watch` ended."""
+    tenant = watch.tenant
+    job = snapshot.job() if snapshot else None
+    name = _one_line(watch.job_name or (job.name if job else "") or "AQuA job")
+    status = watch.job_status or (job.status if job else "unknown")
+    if watch.end == Watch.End.EXPIRED:
+        subject = f"Still running after {settings.AQUADASH_WATCH_HOURS} hours: {name}"
+        headline = (
+            f"{name} is still {status} after {settings.AQUADASH_WATCH_HOURS} hours, so aquadash "
+            "stopped watching it. Zuora stops a query after 3 hours: the job may be stuck."
+        )
+    elif watch.end == Watch.End.GONE:
+        subject = f"Zuora no longer knows job {name}"
+        headline = f"{name}: Zuora answered that this job does not exist (any more)."
+    else:
+        subject = f"{name} {status}"
+        headline = f"{name} ended: {status}."
+    lines = [headline, "", f"Tenant: {tenant.name}", f"Job ID: {watch.job_id}"]
+    if job and job.start_time:
+        started = job.start_time.replace(tzinfo=tenant.zoneinfo)
+        lines.append(f"Ran for: about {_ran_for(started, watch.ended_at)}")
+    if job and job.batches:
+        lines += ["", "Batches:"]
+        lines += [f"  {_one_line(b.name or b.batch_id)}: {_batch(b)}" for b in job.batches]
+    lines += ["", f"Open it: {watch.link}"]
+    return f"[aquadash] {subject}"[:200], "\n".join(lines)
+
+
+def _ran_for(started: datetime, ended: datetime) -> str:
+    # Zuora reports only a job's start; its end is when aquadash first saw it final.
+    return timesince(started, ended) if ended > started else "no time"
+
+
+def _batch(batch: zuora.Batch) -> str:
+    if batch.status == "completed" and batch.record_count is not None:
+        return f"completed, {batch.record_count:,} record{'s' if batch.record_count != 1 else ''}"
+    return batch.status
+
+
+# --- Sending ------------------------------------------------------------------------------------
+
+
+def plan(ending: list[Watch]) -> None:
+    """Deliveries for watches ending together, queued with them in the caller's transaction:
+    an e-mail to each watcher, and one chat message for the tenant naming them all."""
+    if not ending or ending[0].end not in (Watch.End.FINAL, Watch.End.GONE, Watch.End.EXPIRED):
+        return
+    deliveries = [
+        Delivery(watch=watch, channel=Delivery.Channel.EMAIL, recipient=watch.user.email)
+        for watch in ending
+    ]
+    tenant = ending[0].tenant
+    if tenant.encrypted_webhook_url:
+        host = "chat webhook"
+        with contextlib.suppress(encryption.CredentialUnreadable):  # the send reports it
+            host = urlsplit(tenant.webhook_url()).hostname or host
+        deliveries.append(
+            Delivery(watch=ending[0], channel=Delivery.Channel.WEBHOOK, recipient=host)
+        )
+    for delivery in Delivery.objects.bulk_create(deliveries):
+        deliver.enqueue(delivery.pk)
+
+
+@task
+def deliver(delivery_id: int) -> str:
+    """Send one notification, once: claimed with a conditional UPDATE, so a second worker
+    finds nothing to do. Returns what became of it."""
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.SENDING, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return "not pending"
+    delivery = Delivery.objects.select_related("watch__tenant", "watch__user").get(pk=delivery_id)
+    try:
+        _send(delivery)
+    except NotifyFailed as exc:
+        logger.warning("Could not notify (%s, delivery %s): %s", delivery.channel, delivery.pk, exc)
+        _failed(delivery, exc)
+        return "failed"
+    delivery.status, delivery.sent_at = Delivery.Status.SENT, timezone.now()
+    delivery.last_error = ""
+    delivery.save(update_fields=["status", "sent_at", "last_error"])
+    return "sent"
+
+
+def _send(delivery: Delivery) -> None:
+    watch = delivery.watch
+    watchers = _still_allowed(
+        Watch.objects.filter(
+            tenant=watch.tenant, job_id=watch.job_id, ended_at=watch.ended_at, end=watch.end
+        ).select_related("user")
+        if delivery.channel == Delivery.Channel.WEBHOOK
+        else [watch]
+    )
+    if not watchers:
+        raise NotifyFailed("not sent: the watcher may no longer see this tenant", retry=False)
+    snapshot = JobSnapshot.objects.filter(tenant=watch.tenant, job_id=watch.job_id).first()
+    subject, body = compose(watch, snapshot)
+    if delivery.channel == Delivery.Channel.WEBHOOK:
+        names = ", ".join(sorted(each.user.get_username() for each in watchers))
+        post_to_webhook(watch.tenant, _slack_text(f"{body}\n\nWatched by {names}."))
+        return
+    if not delivery.recipient:
+        raise NotifyFailed("no e-mail address on the account; ask an admin to add one", retry=False)
+    try:
+        send_mail(subject, body, None, [delivery.recipient])
+    except (smtplib.SMTPException, OSError) as exc:
+        raise NotifyFailed(f"the mail server did not take it ({type(exc).__name__})") from None
+
+
+def _still_allowed(watches: object) -> list[Watch]:
+    return [
+        watch
+        for watch in watches
+        if Tenant.objects.visible_to(watch.user).filter(pk=watch.tenant_id).exists()
+    ]
+
+
+def _failed(delivery: Delivery, exc: NotifyFailed) -> None:
+    """Try again later with a longer wait each time, or give up after the last attempt."""
+    delivery.last_error = str(exc)[:500]
+    final = not exc.retry or delivery.attempts >= settings.AQUADASH_NOTIFY_ATTEMPTS
+    delivery.status = Delivery.Status.FAILED if final else Delivery.Status.PENDING
+    with transaction.atomic():
+        delivery.save(update_fields=["status", "last_error"])
+        if not final:
+            wait = settings.AQUADASH_NOTIFY_RETRY_SECONDS * 2 ** (delivery.attempts - 1)
+            deliver.using(run_after=timezone.now() + timedelta(seconds=wait)).enqueue(delivery.pk)

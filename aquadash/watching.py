@@ -1,0 +1,187 @@
+"""Watching a job until it ends, in the background worker (`manage.py db_worker`).
+
+One task, `check_watches`, goes round the watched jobs: every job whose check is due is asked
+about through `jobs.fetch_job`, the single-flight path the pages use, so a page open on a
+watched job adds no Zuora call, and a final job is served from storage without one. When a job
+is final its watches end and their notifications are queued in the same transaction
+(notifications.py). The round then queues itself for when the next check is due, unless a
+round is already queued; so however many watches and workers there are, one round is waiting.
+
+A watch also ends when its watcher stops, may no longer see the tenant, or after
+AQUADASH_WATCH_HOURS (with a notice). Zuora being down keeps watches waiting: fetch_job's
+circuit breaker and shared failures pace the retries.
+"""
+
+import logging
+import queue
+import threading
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Min
+from django.tasks import TaskResultStatus, task
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from aquadash import jobs, notifications, zuora
+from aquadash.models import JobSnapshot, Tenant, Watch
+
+logger = logging.getLogger(__name__)
+
+
+def watch(tenant: Tenant, job_id: str, user: AbstractBaseUser, *, link: str) -> Watch:
+    """Start watching (or keep the open watch), and make sure a round will check the job."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            watch, _ = Watch.objects.open().get_or_create(
+                tenant=tenant,
+                job_id=job_id,
+                user=user,
+                defaults={
+                    "link": link,
+                    "expires_at": now + timedelta(hours=settings.AQUADASH_WATCH_HOURS),
+                    "next_check_at": now,
+                },
+            )
+    except IntegrityError:  # the same person pressed twice at once
+        watch = Watch.objects.open().get(tenant=tenant, job_id=job_id, user=user)
+    schedule_round()
+    return watch
+
+
+def unwatch(tenant: Tenant, job_id: str, user: AbstractBaseUser) -> bool:
+    return bool(
+        Watch.objects.open()
+        .filter(tenant=tenant, job_id=job_id, user=user)
+        .update(ended_at=timezone.now(), end=Watch.End.UNWATCHED)
+    )
+
+
+def schedule_round(*, at: datetime | None = None) -> None:
+    """Queue a round of checks, for `at` or now, unless one is already waiting."""
+    waiting = DBTaskResult.objects.filter(
+        task_path=check_watches.module_path, status=TaskResultStatus.READY
+    )
+    if not waiting.exists():
+        check_watches.using(run_after=at).enqueue()
+
+
+@task
+def check_watches() -> int:
+    """One round: end expired and revoked watches, check every job that is due, and queue
+    the next round. Returns how many jobs were checked."""
+    now = timezone.now()
+    due = list(
+        Watch.objects.open()
+        .filter(next_check_at__lte=now)
+        .select_related("tenant", "user")
+        .order_by("tenant_id", "job_id", "pk")
+    )
+    Watch.objects.filter(pk__in=[w.pk for w in due]).update(
+        next_check_at=now + timedelta(seconds=settings.AQUADASH_POLL_SECONDS)
+    )
+    groups: dict[tuple[str, int, str], list[Watch]] = {}  # (what to do, tenant, job) → watches
+    may_see: dict[int, set[int]] = {}  # user id → tenants they may see, read once a round
+    for each in due:
+        if each.user_id not in may_see:
+            may_see[each.user_id] = set(
+                Tenant.objects.visible_to(each.user).values_list("pk", flat=True)
+            )
+        if each.tenant_id not in may_see[each.user_id]:
+            action = Watch.End.REVOKED
+        elif each.expires_at <= now:
+            action = Watch.End.EXPIRED
+        else:
+            action = "check"
+        groups.setdefault((action, each.tenant_id, each.job_id), []).append(each)
+    checks = []
+    for (action, _, job_id), watches in groups.items():
+        if action == "check":
+            checks.append((watches[0].tenant, job_id, watches))
+        else:
+            _end(watches, action)
+    _run_all(checks)
+
+    next_due = Watch.objects.open().aggregate(at=Min("next_check_at"))["at"]
+    if next_due is not None:
+        schedule_round(at=max(next_due, timezone.now()))
+    return len(checks)
+
+
+def _run_all(checks: list[tuple[Tenant, str, list[Watch]]]) -> None:
+    """Check the jobs, several at once: each mostly waits for Zuora."""
+    if settings.AQUADASH_WATCH_THREADS <= 1 or len(checks) <= 1:
+        for check in checks:
+            _check(*check)
+        return
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for check in checks:
+        todo.put(check)
+
+    def work() -> None:
+        try:
+            while True:
+                try:
+                    check = todo.get_nowait()
+                except queue.Empty:
+                    return
+                _check(*check)
+        finally:
+            connections.close_all()  # this thread's own database connection
+
+    threads = [
+        threading.Thread(target=work, name=f"watch-{n}")
+        for n in range(min(settings.AQUADASH_WATCH_THREADS, len(checks)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _check(tenant: Tenant, job_id: str, watches: list[Watch]) -> None:
+    try:
+        state = jobs.fetch_job(tenant, job_id, user=None)
+    except zuora.JobNotFound:
+        _end(watches, Watch.End.GONE)
+    except zuora.ZuoraError as exc:
+        # Down, slow, rate limited, credentials rejected: keep watching; fetch_job's breaker
+        # and shared failures decide when Zuora is asked again.
+        logger.info("Watched job %s in %s not checked: %s", job_id, tenant.slug, exc.message)
+    except Exception:
+        logger.exception("Checking watched job %s in %s failed", job_id, tenant.slug)
+    else:
+        if state.gone:
+            _end(watches, Watch.End.GONE, state.job)
+        elif state.job.is_final:
+            _end(watches, Watch.End.FINAL, state.job)
+
+
+def _end(watches: list[Watch], end: str, job: zuora.Job | None = None) -> None:
+    """End the watches that are still open, and queue their notifications with them.
+
+    The rows are locked first, so two workers ending the same watches at once notify once:
+    PostgreSQL skips rows another transaction holds, and SQLite runs one writer at a time.
+    """
+    if job is None:
+        snapshot = JobSnapshot.objects.filter(
+            tenant_id=watches[0].tenant_id, job_id=watches[0].job_id
+        ).first()
+        job = snapshot.job() if snapshot else None
+    now = timezone.now()
+    with transaction.atomic():
+        ending = list(
+            Watch.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=[w.pk for w in watches], ended_at=None)
+            .select_related("tenant", "user")
+            .order_by("pk")
+        )
+        for each in ending:
+            each.ended_at, each.end = now, end
+            each.job_name = job.name[:255] if job else ""
+            each.job_status = job.status[:32] if job else ""
+        Watch.objects.bulk_update(ending, ["ended_at", "end", "job_name", "job_status"])
+        notifications.plan(ending)
