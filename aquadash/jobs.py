@@ -41,15 +41,22 @@ class JobState:
 
 
 def fetch_job(
-    tenant: Tenant, job_id: str, *, user: AbstractBaseUser | None, refresh: bool = False
+    tenant: Tenant,
+    job_id: str,
+    *,
+    user: AbstractBaseUser | None,
+    refresh: bool = False,
+    snapshot: JobSnapshot | None = None,
 ) -> JobState:
     """The job's current state for a page, or the ZuoraError a page should show instead.
 
     `refresh` re-asks Zuora about a final or vanished job, for the doubtful, at most once per
-    poll interval however many click it.
+    poll interval however many click it. `snapshot` is the stored job when the caller has
+    already read it (the worker reads a round's in one query); else it is read here.
     """
     job_id = zuora.check_id(job_id, what="job")
-    snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job_id).first()
+    if snapshot is None:
+        snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job_id).first()
     if snapshot and not refresh and (snapshot.is_final or snapshot.gone_at):
         return _stored_state(snapshot)
 
@@ -91,13 +98,31 @@ def fetch_job(
             snapshot.mark_gone()
             return _stored_state(snapshot)
         return replace(_stored_state(snapshot), error=exc)
-    snapshot = store_job(tenant, job, user=user)
+    snapshot = store_job(tenant, job, user=user, stored=snapshot)
     _remember(key, {"raw": job.raw, "track_id": job.track_id})
     return JobState(job=job, snapshot=snapshot, fetched_at=timezone.now(), from_zuora=True)
 
 
-def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) -> JobSnapshot:
-    """Remember what Zuora said about a job, so the page can explain it after Zuora forgets."""
+def store_job(
+    tenant: Tenant,
+    job: zuora.Job,
+    *,
+    user: AbstractBaseUser | None,
+    stored: JobSnapshot | None = None,
+) -> JobSnapshot:
+    """Remember what Zuora said about a job, so the page can explain it after Zuora forgets.
+    `stored` is the snapshot as read before asking: when Zuora said the same again, as it does
+    poll after poll of a running job, only when and by whom is written."""
+    fetched_by = user if user and user.is_authenticated else None
+    if stored is not None and stored.raw == job.raw and stored.gone_at is None:
+        stored.last_fetched_at, stored.last_fetched_by = timezone.now(), fetched_by
+        stored.track_id = job.track_id
+        JobSnapshot.objects.filter(pk=stored.pk).update(
+            last_fetched_at=stored.last_fetched_at,
+            last_fetched_by=fetched_by,
+            track_id=job.track_id,
+        )
+        return stored
     values = {
         "name": job.name[:255],
         "status": job.status[:32],
@@ -105,7 +130,7 @@ def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) 
         "raw": job.raw,
         "track_id": job.track_id,
         "last_fetched_at": timezone.now(),
-        "last_fetched_by": user if user and user.is_authenticated else None,
+        "last_fetched_by": fetched_by,
         "gone_at": None,
     }
     try:

@@ -199,7 +199,7 @@ def plan(ending: list[Watch]) -> None:
         deliver.enqueue(delivery.pk)
 
 
-@task
+@task(priority=10)  # before the next round of checks: telling people is what they wait for
 def deliver(delivery_id: int) -> str:
     """Send one notification, once: claimed with a conditional UPDATE, so a second worker
     finds nothing to do. Returns what became of it."""

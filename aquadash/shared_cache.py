@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.core.cache import cache
+from django.core.cache.backends import redis
 from django.core.cache.backends.locmem import LocMemCache
 
 logger = logging.getLogger(__name__)
@@ -51,3 +52,25 @@ class SharedCache:
 
 
 shared_cache = SharedCache()
+
+
+class _ReusedClients(redis.RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        if (client := self._clients.get(id(pool))) is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
+class RedisCache(redis.RedisCache):
+    """Django's Redis cache, with one client per connection pool. Django makes a new redis.Redis
+    for every call, and building one costs more than the call itself (about 0.4 ms, most of a
+    cache read); a client is safe to share between threads, its pool hands out connections."""
+
+    def __init__(self, server: str, params: dict) -> None:
+        super().__init__(server, params)
+        self._class = _ReusedClients

@@ -12,14 +12,14 @@ AQUADASH_WATCH_HOURS (with a notice). Zuora being down keeps watches waiting: fe
 circuit breaker and shared failures pace the retries.
 """
 
+import functools
 import logging
-import queue
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import Min
 from django.tasks import TaskResultStatus, task
 from django.utils import timezone
@@ -29,6 +29,10 @@ from aquadash import jobs, notifications, zuora
 from aquadash.models import JobSnapshot, Tenant, Watch
 
 logger = logging.getLogger(__name__)
+
+# Watches one round takes on. A round is one task, and notifications queued meanwhile wait for
+# it to end: bounding it keeps them from waiting behind a thousand checks.
+ROUND_SIZE = 200
 
 
 def watch(tenant: Tenant, job_id: str, user: AbstractBaseUser, *, link: str) -> Watch:
@@ -78,7 +82,7 @@ def check_watches() -> int:
         Watch.objects.open()
         .filter(next_check_at__lte=now)
         .select_related("tenant", "user")
-        .order_by("tenant_id", "job_id", "pk")
+        .order_by("next_check_at", "pk")[:ROUND_SIZE]
     )
     Watch.objects.filter(pk__in=[w.pk for w in due]).update(
         next_check_at=now + timedelta(seconds=settings.AQUADASH_POLL_SECONDS)
@@ -103,48 +107,46 @@ def check_watches() -> int:
             checks.append((watches[0].tenant, job_id, watches))
         else:
             _end(watches, action)
-    _run_all(checks)
+    stored = JobSnapshot.objects.filter(
+        tenant__in={tenant for tenant, _, _ in checks}, job_id__in={job for _, job, _ in checks}
+    )
+    snapshots = {(each.tenant_id, each.job_id): each for each in stored}
+    _run_all([(*check, snapshots.get((check[0].pk, check[1]))) for check in checks])
 
-    next_due = Watch.objects.open().aggregate(at=Min("next_check_at"))["at"]
-    if next_due is not None:
+    if len(due) == ROUND_SIZE:  # more are due: on with them, once queued notifications are sent
+        schedule_round()
+    elif (next_due := Watch.objects.open().aggregate(at=Min("next_check_at"))["at"]) is not None:
         schedule_round(at=max(next_due, timezone.now()))
     return len(checks)
 
 
-def _run_all(checks: list[tuple[Tenant, str, list[Watch]]]) -> None:
+Check = tuple[Tenant, str, list[Watch], JobSnapshot | None]
+
+
+def _run_all(checks: list[Check]) -> None:
     """Check the jobs, several at once: each mostly waits for Zuora."""
     if settings.AQUADASH_WATCH_THREADS <= 1 or len(checks) <= 1:
         for check in checks:
             _check(*check)
         return
-    todo: queue.SimpleQueue = queue.SimpleQueue()
-    for check in checks:
-        todo.put(check)
-
-    def work() -> None:
-        try:
-            while True:
-                try:
-                    check = todo.get_nowait()
-                except queue.Empty:
-                    return
-                _check(*check)
-        finally:
-            connections.close_all()  # this thread's own database connection
-
-    threads = [
-        threading.Thread(target=work, name=f"watch-{n}")
-        for n in range(min(settings.AQUADASH_WATCH_THREADS, len(checks)))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    list(_threads().map(_check_in_thread, checks))
 
 
-def _check(tenant: Tenant, job_id: str, watches: list[Watch]) -> None:
+@functools.cache
+def _threads() -> ThreadPoolExecutor:
+    # Kept for the worker's life, so each thread keeps its database connection from round to
+    # round, as a web server's threads do from request to request.
+    return ThreadPoolExecutor(settings.AQUADASH_WATCH_THREADS, thread_name_prefix="watch")
+
+
+def _check_in_thread(check: Check) -> None:
+    close_old_connections()  # as at a request's start: drop a broken or expired connection
+    _check(*check)
+
+
+def _check(tenant: Tenant, job_id: str, watches: list[Watch], snapshot: JobSnapshot | None) -> None:
     try:
-        state = jobs.fetch_job(tenant, job_id, user=None)
+        state = jobs.fetch_job(tenant, job_id, user=None, snapshot=snapshot)
     except zuora.JobNotFound:
         _end(watches, Watch.End.GONE)
     except zuora.ZuoraError as exc:

@@ -1,4 +1,4 @@
-"""Run every benchmark and write docs/benchmarks/report.md (`make bench`, about 5 minutes).
+"""Run every benchmark and write docs/benchmarks/report.md (`make bench`, about 7 minutes).
 
 Each benchmark runs as its own process, as you would run it by hand, with the options in RUNS:
 short where a benchmark allows it, the herd at the issue's 200 viewers for 60 s with coalescing
@@ -36,6 +36,7 @@ RUNS = [
     ("big_jobs.py", []),
     ("page_weight.py", []),
     ("downloads.py", ["--size", "300000000", "--rounds", "3"]),
+    ("watch.py", []),
 ]
 
 

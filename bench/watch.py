@@ -24,6 +24,7 @@ E-mails go to Django's dummy backend: the time measured is the worker's, not a m
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -32,7 +33,16 @@ from pathlib import Path
 
 import psycopg
 import requests
-from harness import MANAGE, ROOT, Check, print_checks, production, start
+from harness import (
+    MANAGE,
+    ROOT,
+    Check,
+    cpu_seconds,
+    machine_cpu_seconds,
+    print_checks,
+    production,
+    start,
+)
 
 sys.path.insert(0, str(ROOT))  # the simulator's demo client and its query, from aquadash itself
 from aquadash.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET  # noqa: E402
@@ -133,6 +143,8 @@ def main() -> None:
             time.sleep(3)
             idle_kb = memory_kb(worker.pid, "VmRSS")
             began = time.monotonic()
+            cpu_began = [cpu_seconds(worker.pid), cpu_seconds(servers.zuora.pid)]
+            machine_began = machine_cpu_seconds()
             jobs = submit_jobs(servers.simulator, args.jobs, args.spread)
             submitted_in = time.monotonic() - began
             placed = [(f"watch-{n % args.tenants}", job_id) for n, (job_id, _) in enumerate(jobs)]
@@ -167,6 +179,12 @@ def main() -> None:
                     "FROM aquadash_watch w LEFT JOIN aquadash_delivery d ON d.watch_id = w.id"
                 ).fetchall()
             peak_kb = memory_kb(worker.pid, "VmHWM")
+            elapsed = time.monotonic() - began
+            cpu = [
+                (cpu_seconds(pid) - before) / elapsed
+                for pid, before in zip((worker.pid, servers.zuora.pid), cpu_began, strict=True)
+            ]
+            machine = (machine_cpu_seconds() - machine_began) / elapsed
         finally:
             worker.terminate()
             worker.wait(timeout=30)
@@ -194,7 +212,11 @@ def main() -> None:
     print(
         f"Seen final by the worker p50 / p95 {percentile(seen, 0.5):.1f} / "
         f"{percentile(seen, 0.95):.1f} s after the end; sent p50 / p95 "
-        f"{percentile(sending, 0.5):.1f} / {percentile(sending, 0.95):.1f} s after that.\n"
+        f"{percentile(sending, 0.5):.1f} / {percentile(sending, 0.95):.1f} s after that."
+    )
+    print(
+        f"CPU cores busy, on average over the run: worker {cpu[0]:.2f}, simulator {cpu[1]:.2f}, "
+        f"whole machine {machine:.2f} of {os.cpu_count()} (PostgreSQL and Redis included).\n"
     )
     print_checks(
         [

@@ -283,6 +283,26 @@ def test_polls_within_one_interval_share_one_call_to_zuora(client, simulator_ten
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
 
 
+def test_zuora_saying_the_same_again_rewrites_only_when_it_was_asked(
+    client, simulator_tenant, simulator
+):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    first = JobSnapshot.objects.get(job_id=sim.RUNNING_JOB_ID)
+    next_interval()
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url, **HTMX)
+
+    again = JobSnapshot.objects.get(job_id=sim.RUNNING_JOB_ID)
+    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 2
+    assert again.raw == first.raw and again.last_fetched_at > first.last_fetched_at
+    assert again.track_id != first.track_id
+    writes = [q["sql"] for q in queries if q["sql"].startswith(("UPDATE", "INSERT"))]
+    assert len(writes) == 1 and writes[0].startswith('UPDATE "aquadash_jobsnapshot"')
+    assert '"raw"' not in writes[0]  # the job's JSON is not written again
+
+
 def test_while_another_server_asks_zuora_the_last_known_state_is_served(
     client, simulator_tenant, simulator
 ):

@@ -1,6 +1,8 @@
 """A malformed setting stops start-up with a message that names the variable."""
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
 from django.core.management import call_command
 
 from tests.conftest import start_django
@@ -66,3 +68,12 @@ def test_with_redis_sessions_are_read_from_the_cache(tmp_path):
 @pytest.mark.django_db
 def test_every_model_change_has_its_migration():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (CI runs the suite with Redis)")
+def test_the_redis_cache_keeps_one_client_rather_than_building_one_per_call():
+    client = cache._cache.get_client()
+    cache.set("reused", 1)
+
+    assert cache._cache.get_client(write=True) is client
+    assert cache.get("reused") == 1
