@@ -13,7 +13,7 @@ import contextlib
 import logging
 import re
 import smtplib
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import requests
@@ -24,11 +24,11 @@ from django.db import transaction
 from django.db.models import F
 from django.tasks import task
 from django.utils import timezone
-from django.utils.timesince import timesince
 from django.views.decorators.debug import sensitive_variables
 
 from aquadash import encryption, zuora
 from aquadash.models import Delivery, JobSnapshot, Tenant, Watch
+from aquadash.templatetags.aquadash import elapsed
 
 logger = logging.getLogger(__name__)
 
@@ -156,17 +156,13 @@ def compose(watch: Watch, snapshot: JobSnapshot | None) -> tuple[str, str]:
     lines = [headline, "", f"Tenant: {tenant.name}", f"Job ID: {watch.job_id}"]
     if job and job.start_time:
         started = job.start_time.replace(tzinfo=tenant.zoneinfo)
-        lines.append(f"Ran for: about {_ran_for(started, watch.ended_at)}")
+        # Zuora reports only a job's start; its end is when aquadash first saw it final.
+        lines.append(f"Ran for: about {elapsed(started, watch.ended_at)}")
     if job and job.batches:
         lines += ["", "Batches:"]
         lines += [f"  {_one_line(b.name or b.batch_id)}: {_batch(b)}" for b in job.batches]
     lines += ["", f"Open it: {watch.link}"]
     return f"[aquadash] {subject}"[:200], "\n".join(lines)
-
-
-def _ran_for(started: datetime, ended: datetime) -> str:
-    # Zuora reports only a job's start; its end is when aquadash first saw it final.
-    return timesince(started, ended) if ended > started else "no time"
 
 
 def _batch(batch: zuora.Batch) -> str:

@@ -53,6 +53,7 @@ def test_setup_demo_creates_users_and_prints_their_passwords_once(development: N
     demo, admin = User.objects.get(username="demo"), User.objects.get(username="admin")
     assert demo.check_password(passwords["demo"]) and not demo.is_staff
     assert admin.check_password(passwords["admin"]) and admin.is_superuser
+    assert demo.email == "demo@aquadash.example"  # so a watch in the demo prints its e-mail
     assert list(Tenant.objects.visible_to(demo).values_list("slug", flat=True)) == ["demo"]
     again = setup_demo()
     assert printed_passwords(again) == {}

@@ -8,6 +8,8 @@ watches' times back, and the simulator's clock forward.
 
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+import urllib3
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core import mail
@@ -276,7 +279,7 @@ def test_the_message_tells_the_job_its_status_records_duration_and_link_but_no_q
     assert message.subject == f"[aquadash] {job.name} completed"
     assert f"{job.name} ended: completed." in message.body
     assert f"Job ID: {RUNNING}" in message.body
-    assert "Ran for: about " in message.body
+    assert re.search(r"\nRan for: about \d+ seconds\n", message.body)  # not "0 minutes"
     for batch in job.batches:
         assert f"{batch.name}: completed, {batch.record_count:,} record" in message.body
         assert batch.query not in message.body
@@ -663,3 +666,65 @@ def test_two_rounds_ending_the_same_watches_notify_once(client, simulator_tenant
     watching._end(read_by_both, Watch.End.FINAL)
 
     assert Delivery.objects.count() == 1
+
+
+# --- Security ------------------------------------------------------------------------------------
+
+
+def test_watching_without_a_csrf_token_is_refused(simulator_tenant, finance):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(finance)
+    strict.get(f"/t/sim/jobs/{RUNNING}/")
+
+    response = strict.post(f"/t/sim/jobs/{RUNNING}/watch/", {"action": "watch"})
+
+    assert response.status_code == 403
+    assert not Watch.objects.exists()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "::1"])
+def test_a_chat_provider_resolving_to_a_private_address_is_never_connected_to(
+    simulator_tenant, monkeypatch, settings, address
+):
+    settings.AQUADASH_WEBHOOK_HOSTS = list(notifications.PROVIDER_HOSTS)
+    simulator_tenant.set_webhook_url("https://hooks.slack.com/services/T0/B0/" + "x" * 24)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *args, **kwargs: [(family, socket.SOCK_STREAM, 6, "", (address, port))],
+    )
+    attempts = []
+    monkeypatch.setattr(
+        urllib3.util.connection,
+        "create_connection",
+        lambda address, *args, **kwargs: attempts.append(address) or socket.socket(),
+    )
+
+    with pytest.raises(notifications.NotifyFailed, match="could not connect to hooks.slack.com"):
+        notifications.post_to_webhook(simulator_tenant, "Job ended")
+
+    assert attempts == []
+
+
+def test_admins_read_watches_and_deliveries_but_cannot_change_them(
+    admin_client, client, simulator_tenant, sim_clock
+):
+    open_job(client, simulator_tenant, RUNNING)
+    watch(client, simulator_tenant, RUNNING)
+    finish_running_job(sim_clock)
+    time_passes()
+    run_worker()
+    watch_row, delivery = Watch.objects.get(), Delivery.objects.get()
+
+    listing = admin_client.get("/admin/aquadash/watch/").content.decode()
+    assert RUNNING in listing and "e-mail: sent" in listing
+    page = admin_client.get(f"/admin/aquadash/watch/{watch_row.pk}/change/").content.decode()
+    assert "finance@example.com" in page
+    assert admin_client.get("/admin/aquadash/delivery/").status_code == 200
+    response = admin_client.post(
+        f"/admin/aquadash/delivery/{delivery.pk}/change/", {"status": "pending"}
+    )
+    assert response.status_code == 403
+    assert admin_client.get("/admin/aquadash/watch/add/").status_code == 403
+    assert Delivery.objects.get().status == Delivery.Status.SENT

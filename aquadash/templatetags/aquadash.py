@@ -81,11 +81,13 @@ def moment(value: datetime | None) -> str:
 
 
 @register.filter
-def elapsed(start: datetime | None) -> str:
-    """How long since `start`: seconds under a minute, then Django's timesince."""
+def elapsed(start: datetime | None, until: datetime | None = None) -> str:
+    """How long from `start` to `until` (now): seconds under a minute, then Django's
+    timesince."""
     if start is None:
         return "—"
-    seconds = int((timezone.now() - start).total_seconds())
+    until = until or timezone.now()
+    seconds = int((until - start).total_seconds())
     if seconds < 60:
         return f"{max(seconds, 0)} second{'' if seconds == 1 else 's'}"
-    return timesince(start)
+    return timesince(start, until)

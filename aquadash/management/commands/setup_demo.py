@@ -71,7 +71,13 @@ class Command(BaseCommand):
             return user
         created = user is None
         if created:
-            user = get_user_model()(username=username, is_staff=superuser, is_superuser=superuser)
+            # An address, so that watching a job in the demo prints its e-mail in the terminal.
+            user = get_user_model()(
+                username=username,
+                email=f"{username}@aquadash.example",
+                is_staff=superuser,
+                is_superuser=superuser,
+            )
         password = secrets.token_urlsafe(12)
         user.set_password(password)
         user.save()
