@@ -26,6 +26,9 @@ class TenantChoiceForm(forms.Form):
         return self.tenants[self.cleaned_data["tenant"]]
 
 
+ANY_TENANT = "*"
+
+
 class LookupForm(TenantChoiceForm):
     job = forms.CharField(
         label="Job ID",
@@ -39,6 +42,18 @@ class LookupForm(TenantChoiceForm):
             }
         ),
     )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if len(self.tenants) > 1:  # and then the default: people paste IDs without a tenant
+            field = self.fields["tenant"]
+            field.choices = [(ANY_TENANT, "Any tenant I can see"), *field.choices]
+            self.initial = {**self.initial, "tenant": ANY_TENANT}  # a copy: the view shares it
+
+    def clean_tenant(self) -> Tenant | None:
+        if self.cleaned_data["tenant"] == ANY_TENANT:
+            return None
+        return super().clean_tenant()
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -57,7 +72,7 @@ class LookupForm(TenantChoiceForm):
             self.add_error("job", str(exc))
         if tenant := cleaned.get("tenant"):
             cleaned["tenant_slug"] = tenant.slug
-        return cleaned
+        return cleaned  # no tenant_slug: any tenant
 
 
 class LastCompletedForm(TenantChoiceForm):

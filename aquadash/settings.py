@@ -362,6 +362,10 @@ if email_backend == "django.core.mail.backends.smtp.EmailBackend":
 # Background work (watched jobs, notifications) runs in `manage.py db_worker` processes, which
 # share the queue through the database: any number of them, on any server.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Finding a job in any tenant: how many tenants are asked at once, and how long the search may
+# take however slow a tenant is (a tenant still asking then is reported as not answering).
+AQUADASH_FIND_THREADS = envint("AQUADASH_FIND_THREADS", 8)
+AQUADASH_FIND_SECONDS = envfloat("AQUADASH_FIND_SECONDS", 8.0)
 # A watch ends on its own this many hours after it started, with a notice: Zuora stops a query
 # after 3 hours, so a job still running by then is worth telling someone about.
 AQUADASH_WATCH_HOURS = envint("AQUADASH_WATCH_HOURS", 24)

@@ -58,6 +58,7 @@ tenant_urls = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("find/<zuora_id:job_id>/", views.find_job, name="find_job"),
     path("t/<slug:tenant_slug>/", include(tenant_urls)),
     path("health/", views.health, name="health"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -26,7 +26,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
 
-from aquadash import breaker, downloads, job_facts, jobs, results, watching, zuora
+from aquadash import breaker, downloads, finding, job_facts, jobs, results, watching, zuora
 from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
@@ -46,6 +46,8 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     if lookup_form.is_valid():
         data = lookup_form.cleaned_data
+        if "tenant_slug" not in data:
+            return redirect("find_job", job_id=data["job_id"])
         return redirect("job", tenant_slug=data["tenant_slug"], job_id=data["job_id"])
     if last_completed_form.is_valid():
         data = last_completed_form.cleaned_data
@@ -59,6 +61,21 @@ def home(request: HttpRequest) -> HttpResponse:
     }
     bound = lookup_form.is_bound or last_completed_form.is_bound
     return render(request, "home.html", context, status=400 if bound else 200)
+
+
+@require_GET
+def find_job(request: HttpRequest, job_id: str) -> HttpResponse:
+    """The job in whichever tenants the user may see have it: one opens its page, several
+    are offered, none shows what each tenant answered."""
+    tenants = list(Tenant.objects.visible_to(request.user))
+    search = finding.find(tenants, job_id, user=request.user)
+    if len(search.matches) == 1:
+        return redirect("job", tenant_slug=search.matches[0].tenant.slug, job_id=search.job_id)
+    # Not found anywhere is a 404 when every tenant said so, a 503 when some could not say.
+    status = 200 if search.matches else (404 if search.certain else 503)
+    response = render(request, "find.html", {"search": search}, status=status)
+    add_never_cache_headers(response)
+    return response
 
 
 @require_GET

@@ -670,13 +670,17 @@ def test_the_form_offers_only_tenants_the_user_may_see(client, simulator_tenant,
     assert "Secret Tenant" not in response.content.decode()
 
 
-def test_the_form_remembers_the_last_tenant(client, simulator_tenant, make_tenant):
+def test_the_last_completed_form_remembers_the_last_tenant_and_lookup_asks_any(
+    client, simulator_tenant, make_tenant
+):
     other = make_tenant("other", groups=simulator_tenant.groups.all())
     client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
 
     html = client.get("/").content.decode()
 
-    assert re.search(r'<option value="sim" selected>', html)
+    lookup, last_completed = html.split('id="last_completed_tenant"')
+    assert '<option value="*" selected>Any tenant I can see</option>' in lookup
+    assert re.search(r'<option value="sim" selected>', last_completed)
     assert other.name in html
 
 

@@ -622,6 +622,7 @@ def test_two_workers_notify_each_watcher_exactly_once(
     for user in (finance, controller):
         watching.watch(simulator_tenant, RUNNING, user, link="http://testserver/")
     finish_running_job(sim_clock)
+    time_passes()
     for _ in range(6):  # rounds racing each other, as after a restart
         watching.check_watches.enqueue()
     mails = tmp_path / "mail"
