@@ -69,7 +69,7 @@ screenshots: install
 	AQUADASH_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser $(ARGS)
 
 # Every benchmark in bench/, then docs/benchmarks/report.md with each figure beside its baseline
-# from the same run (about 7 minutes; needs PostgreSQL and Redis on 127.0.0.1, wrk if installed).
+# from the same run (about 8 minutes; needs PostgreSQL and Redis on 127.0.0.1, wrk if installed).
 bench: install
 	$(BIN)/python bench/report.py
 

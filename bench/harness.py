@@ -52,7 +52,7 @@ def wait_for(url: str, seconds: float = 30) -> None:
     raise SystemExit(f"{url} did not start")
 
 
-def environment(sim_port: int, **overrides: str) -> dict[str, str]:
+def environment(sim_port: int, extra_hosts: str = "", **overrides: str) -> dict[str, str]:
     """Production settings on loopback: a fresh secret key and encryption key, plain http."""
     workdir = Path(tempfile.mkdtemp(prefix="aquadash-bench-"))
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
@@ -65,7 +65,7 @@ def environment(sim_port: int, **overrides: str) -> dict[str, str]:
         "SECURE_SSL_REDIRECT": "0",
         "SECURE_COOKIES": "0",
         "SECURE_HSTS_SECONDS": "0",
-        "ZUORA_EXTRA_HOSTS": f"127.0.0.1:{sim_port}",
+        "ZUORA_EXTRA_HOSTS": ",".join(filter(None, [f"127.0.0.1:{sim_port}", extra_hosts])),
         "ZUORA_ALLOW_HTTP": "1",
         "DATABASE_URL": f"sqlite:///{workdir}/bench.sqlite3",
         "LOG_LEVEL": "WARNING",
@@ -182,15 +182,18 @@ def production(
     workers: int = 2,
     threads: int = 8,
     batch_seconds: float = 8.0,
+    extra_hosts: str = "",
     **overrides: str,
 ) -> Iterator[Servers]:
     """The simulator and aquadash as `make serve` runs it (gunicorn, gthread, 2 workers of 8
-    threads), on PostgreSQL (database aquadash_bench_<name>) and Redis; `overrides` are
-    environment variables."""
+    threads), on PostgreSQL (database aquadash_bench_<name>) and Redis; `extra_hosts` are
+    host:port pairs allowed besides the simulator's, `overrides` environment variables."""
     sim_port, port = free_port(), free_port()
     redis.Redis.from_url(redis_url).flushdb()
     with postgres_database(f"aquadash_bench_{name}", postgres) as database, processes() as started:
-        env = environment(sim_port, DATABASE_URL=database, REDIS_URL=redis_url, **overrides)
+        env = environment(
+            sim_port, extra_hosts, DATABASE_URL=database, REDIS_URL=redis_url, **overrides
+        )
         yield from _serve(started, env, sim_port, gunicorn(port, workers, threads), batch_seconds)
 
 

@@ -1,4 +1,4 @@
-"""Run every benchmark and write docs/benchmarks/report.md (`make bench`, about 7 minutes).
+"""Run every benchmark and write docs/benchmarks/report.md (`make bench`, about 8 minutes).
 
 Each benchmark runs as its own process, as you would run it by hand, with the options in RUNS:
 short where a benchmark allows it, the herd at the issue's 200 viewers for 60 s with coalescing
@@ -37,6 +37,7 @@ RUNS = [
     ("page_weight.py", []),
     ("downloads.py", ["--size", "300000000", "--rounds", "3"]),
     ("watch.py", []),
+    ("find.py", []),
 ]
 
 
