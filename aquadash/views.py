@@ -26,7 +26,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
 
-from aquadash import breaker, downloads, finding, job_facts, jobs, results, watching, zuora
+from aquadash import breaker, downloads, exports, finding, job_facts, jobs, results, watching, zuora
 from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
@@ -403,9 +403,17 @@ def tenant_jobs(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     status = request.GET.get("status", "")
     if status in zuora.JOB_STATUSES:
         snapshots = snapshots.filter(status=status)
-    page = Paginator(snapshots.order_by("-last_fetched_at", "-pk"), 50).get_page(
-        request.GET.get("page")
-    )
+    snapshots = snapshots.order_by("-last_fetched_at", "-pk")
+    if request.GET.get("format") == "csv":
+        columns = ["job_id", "name", "status", "first_seen_at", "last_fetched_at",
+                   "last_fetched_by__username", "gone_at"]  # fmt: skip
+        return exports.csv_response(
+            f"{tenant.slug}-jobs.csv",
+            columns,
+            snapshots.values_list(*columns).iterator(chunk_size=2000),
+            zone=tenant.zoneinfo,
+        )
+    page = Paginator(snapshots, 50).get_page(request.GET.get("page"))
     filters = urlencode({k: v for k, v in (("q", query), ("status", status)) if v})
     context = {
         "tenant": tenant,
