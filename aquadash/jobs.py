@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from aquadash import breaker, zuora
@@ -134,14 +134,32 @@ def store_job(
         "gone_at": None,
     }
     try:
-        snapshot, _ = JobSnapshot.objects.update_or_create(
-            tenant=tenant, job_id=job.id, defaults=values
-        )
-    except IntegrityError:  # two servers stored the same new job at once
-        snapshot, _ = JobSnapshot.objects.update_or_create(
-            tenant=tenant, job_id=job.id, defaults=values
-        )
-    return snapshot
+        return _save(tenant, job, values)
+    except IntegrityError:  # two servers stored the same new job at once: now it is there
+        return _save(tenant, job, values)
+
+
+def _save(tenant: Tenant, job: zuora.Job, values: dict) -> JobSnapshot:
+    with transaction.atomic():
+        # Locked, so that of two servers storing at once the first to see a batch's new status
+        # sets its time in the timeline, and the second keeps it.
+        snapshot = JobSnapshot.objects.select_for_update().filter(
+            tenant=tenant, job_id=job.id
+        ).first() or JobSnapshot(tenant=tenant, job_id=job.id)
+        for field, value in values.items():
+            setattr(snapshot, field, value)
+        snapshot.timeline = _seen(snapshot.timeline, job, values["last_fetched_at"])
+        snapshot.save()
+        return snapshot
+
+
+def _seen(timeline: dict, job: zuora.Job, now: datetime) -> dict:
+    """The timeline with each batch's current status, if new, first seen `now`."""
+    timeline = {batch_id: dict(statuses) for batch_id, statuses in timeline.items()}
+    for batch in job.batches:
+        if batch.batch_id and batch.status:
+            timeline.setdefault(batch.batch_id, {}).setdefault(batch.status, now.isoformat())
+    return timeline
 
 
 def _stored_state(snapshot: JobSnapshot) -> JobState:

@@ -253,6 +253,14 @@ class JobSnapshot(models.Model):
     gone_at = models.DateTimeField(
         null=True, blank=True, help_text="When Zuora first answered that the job does not exist."
     )
+    # Zuora reports only when a job started; this is when aquadash first saw each batch in
+    # each status. Written under the snapshot's row lock (jobs.store_job), so the first to see
+    # a status sets its time, whichever server or worker that is.
+    timeline = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="By batch ID, by status: when aquadash first saw the batch in it (ISO 8601).",
+    )
     # Kept on the snapshot, not in a table of their own, so the job page reads them for free.
     record_counts = models.JSONField(
         default=dict,

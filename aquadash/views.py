@@ -26,7 +26,18 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
 
-from aquadash import breaker, downloads, exports, finding, job_facts, jobs, results, watching, zuora
+from aquadash import (
+    breaker,
+    downloads,
+    exports,
+    finding,
+    job_facts,
+    jobs,
+    results,
+    timeline,
+    watching,
+    zuora,
+)
 from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
@@ -117,11 +128,13 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
             request.session["last_tenant"] = tenant.slug
     failures = _failures(request) + 1 if state.error else 0
     has_files = any(batch.file_ids for batch in state.job.batches)
+    facts = job_facts.describe(state, tenant)
     context = {
         "tenant": tenant,
         "state": state,
         "job": state.job,
-        "facts": job_facts.describe(state, tenant),
+        "facts": facts,
+        "timeline": timeline.for_job(state.job, state.snapshot.timeline, facts.started_at),
         # Zuora allows 50 queries a job; a page of 100 keeps any answer a readable page.
         "batches": Paginator(state.job.batches, 100).get_page(request.GET.get("page")),
         "poll_seconds": job_facts.poll_seconds(failures, state.error),

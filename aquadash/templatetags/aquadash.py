@@ -1,7 +1,7 @@
-"""Small template filters: status badges, the batches bar and timestamps, so markup is not
-repeated."""
+"""Small template filters: status badges, the batches and timeline bars, timestamps and
+durations, so markup is not repeated."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
@@ -11,6 +11,7 @@ from django.utils.timesince import timesince
 
 from aquadash.job_facts import JobFacts
 from aquadash.models import Download
+from aquadash.timeline import Span
 
 register = template.Library()
 
@@ -39,13 +40,42 @@ def outcome_bar(facts: JobFacts) -> str:
     stretches, x = [], 0.0
     for status, count in facts.batch_outcomes:
         width = 100 * count / facts.batches_total
-        stretches.append((status, f"{x:.4g}", f"{width:.4g}"))
+        stretches.append((status, x, width))
         x += width
+    return _bar("outcomes", stretches)
+
+
+@register.filter
+def timeline_bar(spans: tuple[Span, ...]) -> str:
+    """A batch's waiting and running on the job's time axis; the table says it in words."""
+    return _bar("timeline", [(span.kind, 100 * span.start, 100 * span.width) for span in spans])
+
+
+def _bar(kind: str, stretches: list[tuple[str, float, float]]) -> str:
+    # SVG attributes, not style="width: …": the Content-Security-Policy allows no inline styles.
     return format_html(
-        '<svg class="outcomes" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">'
+        '<svg class="{}" viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true">'
         "{}</svg>",
-        format_html_join("", '<rect class="{}" x="{}" width="{}" height="1"/>', stretches),
+        kind,
+        format_html_join(
+            "",
+            '<rect class="{}" x="{}" width="{}" height="1"/>',
+            [(name, f"{x:.4g}", f"{width:.4g}") for name, x, width in stretches],
+        ),
     )
+
+
+@register.filter
+def span(value: timedelta) -> str:
+    """A duration as people say it: "42 s", "3 min 5 s", "1 h 2 min"."""
+    seconds = max(0, int(value.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {seconds} s"
+    return f"{seconds} s"
 
 
 OUTCOME_TONES = {"complete": "ok", "mismatch": "bad", "broken": "bad", "failed": "bad"}
