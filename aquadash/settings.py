@@ -366,6 +366,9 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # take however slow a tenant is (a tenant still asking then is reported as not answering).
 AQUADASH_FIND_THREADS = envint("AQUADASH_FIND_THREADS", 8)
 AQUADASH_FIND_SECONDS = envfloat("AQUADASH_FIND_SECONDS", 8.0)
+# Comparing a stateful job with the previous run of its session: a batch whose records changed
+# by more than this many percent is highlighted.
+AQUADASH_COMPARE_THRESHOLD = envfloat("AQUADASH_COMPARE_THRESHOLD", 50.0)
 # A watch ends on its own this many hours after it started, with a notice: Zuora stops a query
 # after 3 hours, so a job still running by then is worth telling someone about.
 AQUADASH_WATCH_HOURS = envint("AQUADASH_WATCH_HOURS", 24)

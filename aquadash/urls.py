@@ -24,6 +24,7 @@ tenant_urls = [
     path("jobs/<zuora_id:job_id>/", views.job_page, name="job"),
     path("jobs/<zuora_id:job_id>/downloads/", views.job_downloads, name="job_downloads"),
     path("jobs/<zuora_id:job_id>/watch/", views.job_watch, name="job_watch"),
+    path("jobs/<zuora_id:job_id>/compare/", views.job_compare, name="job_compare"),
     path("jobs/<zuora_id:job_id>/raw.json", views.job_raw, name="job_raw"),
     path(
         "jobs/<zuora_id:job_id>/batches/<zuora_id:batch_id>/segments/",

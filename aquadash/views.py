@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from aquadash import (
     breaker,
+    compare,
     downloads,
     exports,
     finding,
@@ -207,6 +208,25 @@ def job_watch(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse
         response = render(request, template, context)
     add_never_cache_headers(response)
     return response
+
+
+@require_GET
+@tenant_required
+def job_compare(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
+    """A stateful job beside the previous run of its session. The job page loads it after
+    itself: finding the previous run may ask Zuora."""
+    snapshot = _snapshot_or_404(tenant, job_id)
+    if not snapshot.job().is_stateful:
+        raise Http404("This job is not part of a stateful session (no partner and project).")
+    context = {
+        "tenant": tenant,
+        "job_id": job_id,
+        "comparison": compare.compare(tenant, snapshot),
+        "threshold": settings.AQUADASH_COMPARE_THRESHOLD,
+    }
+    template = "job_compare.html#card" if request.htmx else "job_compare.html"
+    with timezone.override(tenant.zoneinfo):
+        return render(request, template, context)
 
 
 @require_GET

@@ -121,3 +121,19 @@ def elapsed(start: datetime | None, until: datetime | None = None) -> str:
     if seconds < 60:
         return f"{max(seconds, 0)} second{'' if seconds == 1 else 's'}"
     return timesince(start, until)
+
+
+@register.filter
+def signed_percent(change: float) -> str:
+    """+80 %, −5 %, "from none" for records where there were none."""
+    if change == float("inf"):
+        return "from none"
+    return f"{change:+.0f} %".replace("-", "\u2212")
+
+
+@register.filter
+def load_kind(batch: object) -> str:
+    full = getattr(batch, "full", None)
+    if batch is None:
+        return "—"
+    return "full" if full else ("incremental" if full is False else "—")
