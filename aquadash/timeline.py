@@ -87,4 +87,5 @@ def for_job(job: zuora.Job, seen: dict, started_at: datetime | None) -> list[Bat
                 spans=tuple(spans),
             )
         )
-    return timelines
+    # A job first seen already done has nothing to show: no batch was seen waiting or running.
+    return timelines if any(row.spans for row in timelines) else []

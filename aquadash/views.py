@@ -147,11 +147,7 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
         "counts": state.snapshot.record_counts,
     }
-    template = "job.html#live" if polling else "job.html"
-    with timezone.override(tenant.zoneinfo):  # every time on the page in the tenant's zone
-        response = render(request, template, context)
-    add_never_cache_headers(response)
-    return response
+    return _in_tenant_zone(request, tenant, "job.html#live" if polling else "job.html", context)
 
 
 @require_GET
@@ -166,9 +162,7 @@ def job_downloads(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResp
             :20
         ],
     }
-    template = "job_downloads.html#card" if request.htmx else "job_downloads.html"
-    with timezone.override(tenant.zoneinfo):
-        return render(request, template, context)
+    return _in_tenant_zone(request, tenant, _page_or_card("job_downloads.html", request), context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -203,11 +197,7 @@ def job_watch(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse
         "mine": any(each.user_id == request.user.pk and not each.ended_at for each in watches),
         "watch_hours": settings.AQUADASH_WATCH_HOURS,
     }
-    template = "job_watch.html#card" if request.htmx else "job_watch.html"
-    with timezone.override(tenant.zoneinfo):
-        response = render(request, template, context)
-    add_never_cache_headers(response)
-    return response
+    return _in_tenant_zone(request, tenant, _page_or_card("job_watch.html", request), context)
 
 
 @require_GET
@@ -224,9 +214,7 @@ def job_compare(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespon
         "comparison": compare.compare(tenant, snapshot),
         "threshold": settings.AQUADASH_COMPARE_THRESHOLD,
     }
-    template = "job_compare.html#card" if request.htmx else "job_compare.html"
-    with timezone.override(tenant.zoneinfo):
-        return render(request, template, context)
+    return _in_tenant_zone(request, tenant, _page_or_card("job_compare.html", request), context)
 
 
 @require_GET
@@ -475,6 +463,22 @@ def health(request: HttpRequest) -> JsonResponse:
     except Exception:
         return JsonResponse({"status": "unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+def _in_tenant_zone(
+    request: HttpRequest, tenant: Tenant, template: str, context: dict
+) -> HttpResponse:
+    """A job's page or one of its cards, every time in the tenant's zone; never cached, as
+    each shows the job as it is now."""
+    with timezone.override(tenant.zoneinfo):
+        response = render(request, template, context)
+    add_never_cache_headers(response)
+    return response
+
+
+def _page_or_card(template: str, request: HttpRequest) -> str:
+    """The card alone for htmx, which loads it into the job page; else its own page."""
+    return f"{template}#card" if request.htmx else template
 
 
 def _snapshot_or_404(tenant: Tenant, job_id: str) -> JobSnapshot:

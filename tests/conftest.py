@@ -196,11 +196,14 @@ def make_tenant(db: None) -> Callable[..., Tenant]:
 
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
-    """make_user(username, *, groups=(), superuser=False) -> User, password "password"."""
+    """make_user(username, *, groups=(), superuser=False, email="") -> User, password
+    "password"."""
 
-    def make(username: str, *, groups: tuple = (), superuser: bool = False) -> User:
+    def make(
+        username: str, *, groups: tuple = (), superuser: bool = False, email: str = ""
+    ) -> User:
         user = User.objects.create_user(
-            username, password="password", is_staff=superuser, is_superuser=superuser
+            username, email, password="password", is_staff=superuser, is_superuser=superuser
         )
         user.groups.set(groups)
         return user

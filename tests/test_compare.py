@@ -7,6 +7,7 @@ from django.test import Client
 
 from aquadash import jobs, zuora
 from aquadash import simulator as sim
+from aquadash.templatetags.aquadash import signed_percent
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -34,6 +35,14 @@ def stored(tenant, n: int, started: str, batches: dict, *, partner="acme", proje
     }  # fmt: skip
     jobs.store_job(tenant, zuora.parse_job(raw), user=None)
     return job_id
+
+
+def in_demo_session(tenant, *, started: str) -> str:
+    """A run of the simulator's stateful demo session, whose last completed job Zuora knows."""
+    return stored(
+        tenant, 9, started, {"Account": (1, False)},
+        partner=sim.DEMO_PARTNER, project=sim.DEMO_PROJECT,
+    )  # fmt: skip
 
 
 def card(client: Client, tenant, job_id: str) -> str:
@@ -95,10 +104,7 @@ def test_a_session_differing_only_by_case_or_spaces_is_warned_about(client, simu
 def test_without_a_stored_run_zuoras_last_completed_job_is_used(
     client, simulator_tenant, simulator
 ):
-    job_id = stored(
-        simulator_tenant, 9, "2099-01-01 00:00:00", {"Account": (1, False)},
-        partner=sim.DEMO_PARTNER, project=sim.DEMO_PROJECT,
-    )  # fmt: skip
+    job_id = in_demo_session(simulator_tenant, started="2099-01-01 00:00:00")
 
     page = card(client, simulator_tenant, job_id)
 
@@ -112,10 +118,7 @@ def test_without_a_stored_run_zuoras_last_completed_job_is_used(
 def test_a_job_zuora_reports_as_the_last_but_newer_is_not_a_previous_run(
     client, simulator_tenant, simulator
 ):
-    job_id = stored(
-        simulator_tenant, 9, "2001-01-01 00:00:00", {"Account": (1, False)},
-        partner=sim.DEMO_PARTNER, project=sim.DEMO_PROJECT,
-    )  # fmt: skip
+    job_id = in_demo_session(simulator_tenant, started="2001-01-01 00:00:00")
 
     page = card(client, simulator_tenant, job_id)
 
@@ -124,10 +127,7 @@ def test_a_job_zuora_reports_as_the_last_but_newer_is_not_a_previous_run(
 
 def test_zuora_failing_says_so(client, simulator_tenant, simulator):
     simulator.add_fault("unavailable", times=None)
-    job_id = stored(
-        simulator_tenant, 9, "2099-01-01 00:00:00", {"Account": (1, False)},
-        partner=sim.DEMO_PARTNER, project=sim.DEMO_PROJECT,
-    )  # fmt: skip
+    job_id = in_demo_session(simulator_tenant, started="2099-01-01 00:00:00")
 
     page = card(client, simulator_tenant, job_id)
 
@@ -144,3 +144,12 @@ def test_the_job_page_loads_the_comparison_only_for_stateful_jobs(client, simula
     page = client.get(f"/t/sim/jobs/{sim.MULTI_BATCH_JOB_ID}/").content.decode()
     assert "/compare/" not in page
     assert client.get(f"/t/sim/jobs/{sim.MULTI_BATCH_JOB_ID}/compare/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [(80.0, "+80 %"), (-5.4, "\u22125 %"), (-99.9589, "\u221299.96 %"), (-100.0, "\u2212100 %"),
+     (float("inf"), "from none")],
+)  # fmt: skip
+def test_a_change_is_never_rounded_to_all_or_nothing(change, shown):
+    assert signed_percent(change) == shown

@@ -110,3 +110,10 @@ def test_servers_storing_at_once_lose_no_status_and_record_each_once(simulator_t
 
     timeline = JobSnapshot.objects.get(job_id=raw["id"]).timeline
     assert all(set(timeline[f"{n:032x}"]) == {"pending", "executing"} for n in range(8))
+
+
+def test_a_job_first_seen_done_has_no_timeline_to_show(client, simulator_tenant):
+    page = client.get(f"/t/sim/jobs/{sim.MULTI_BATCH_JOB_ID}/").content.decode()
+
+    assert JobSnapshot.objects.get(job_id=sim.MULTI_BATCH_JOB_ID).timeline  # recorded, though
+    assert "Timeline" not in page

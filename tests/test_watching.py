@@ -69,10 +69,7 @@ def chat_hook(settings: object) -> Iterator[ChatHook]:
 
 @pytest.fixture
 def finance(simulator_tenant: Tenant, make_user: object) -> User:
-    user = make_user("finance", groups=simulator_tenant.groups.all())
-    user.email = "finance@example.com"
-    user.save()
-    return user
+    return make_user("finance", groups=simulator_tenant.groups.all(), email="finance@example.com")
 
 
 @pytest.fixture
@@ -84,10 +81,8 @@ def client(finance: User) -> Client:
 
 @pytest.fixture
 def controller(simulator_tenant: Tenant, make_user: object) -> User:
-    user = make_user("controller", groups=simulator_tenant.groups.all())
-    user.email = "controller@example.com"
-    user.save()
-    return user
+    groups = simulator_tenant.groups.all()
+    return make_user("controller", groups=groups, email="controller@example.com")
 
 
 @pytest.fixture(autouse=True)

@@ -128,7 +128,9 @@ def signed_percent(change: float) -> str:
     """+80 %, −5 %, "from none" for records where there were none."""
     if change == float("inf"):
         return "from none"
-    return f"{change:+.0f} %".replace("-", "\u2212")
+    # Whole percents, but never a rounded ±100 that did not happen (1,234 after 3,000,000).
+    shown = f"{change:+.0f}" if abs(change) < 99.5 or abs(change) == 100 else f"{change:+.2f}"
+    return f"{shown} %".replace("-", "\u2212")
 
 
 @register.filter

@@ -21,10 +21,7 @@ window.Notification = new Proxy(window.Notification, {
 
 @pytest.fixture
 def finance(simulator_tenant, make_user):
-    user = make_user("finance", groups=simulator_tenant.groups.all())
-    user.email = "finance@example.com"
-    user.save()
-    return user
+    return make_user("finance", groups=simulator_tenant.groups.all(), email="finance@example.com")
 
 
 def watch_card(page: Page):
