@@ -131,6 +131,14 @@ def finish_running_job(sim_clock: object) -> None:
     sim_clock.advance(3600)
 
 
+def watched_job_ends(client: Client, tenant: Tenant, sim_clock: object) -> None:
+    """The client opens the running job and watches it; it ends, and an interval passes."""
+    open_job(client, tenant, RUNNING)
+    watch(client, tenant, RUNNING)
+    finish_running_job(sim_clock)
+    time_passes()
+
+
 def set_webhook(tenant: Tenant, hook: ChatHook) -> None:
     tenant.set_webhook_url(hook.url + WEBHOOK_PATH)
     tenant.save()
@@ -262,10 +270,7 @@ def test_a_job_that_ends_notifies_each_watcher_once_by_email_and_the_webhook(
 def test_the_message_tells_the_job_its_status_records_duration_and_link_but_no_query(
     client, simulator_tenant, finance, simulator, sim_clock
 ):
-    open_job(client, simulator_tenant, RUNNING)
-    watch(client, simulator_tenant, RUNNING)
-    finish_running_job(sim_clock)
-    time_passes()
+    watched_job_ends(client, simulator_tenant, sim_clock)
 
     run_worker()
 
@@ -282,10 +287,7 @@ def test_the_message_tells_the_job_its_status_records_duration_and_link_but_no_q
 
 
 def test_a_final_job_costs_no_zuora_call(client, simulator_tenant, simulator, sim_clock):
-    open_job(client, simulator_tenant, RUNNING)
-    watch(client, simulator_tenant, RUNNING)
-    finish_running_job(sim_clock)
-    time_passes()
+    watched_job_ends(client, simulator_tenant, sim_clock)
     open_job(client, simulator_tenant, RUNNING)  # a page stores it final
     assert JobSnapshot.objects.get(job_id=RUNNING).is_final
     simulator.reset()
@@ -332,10 +334,7 @@ def test_revoked_access_while_watching_stops_the_notification(
 def test_access_revoked_after_the_end_but_before_sending_sends_nothing(
     client, simulator_tenant, finance, sim_clock
 ):
-    open_job(client, simulator_tenant, RUNNING)
-    watch(client, simulator_tenant, RUNNING)
-    finish_running_job(sim_clock)
-    time_passes()
+    watched_job_ends(client, simulator_tenant, sim_clock)
     watching.check_watches.call()  # the round ends the watch and queues its e-mail
     finance.groups.clear()
 
@@ -415,10 +414,7 @@ def test_a_failing_webhook_is_retried_with_growing_waits_then_reported(
     settings.AQUADASH_NOTIFY_ATTEMPTS = 3
     chat_hook.status = "500 Internal Server Error"
     set_webhook(simulator_tenant, chat_hook)
-    open_job(client, simulator_tenant, RUNNING)
-    watch(client, simulator_tenant, RUNNING)
-    finish_running_job(sim_clock)
-    time_passes()
+    watched_job_ends(client, simulator_tenant, sim_clock)
     run_worker()
 
     waits = []
@@ -453,10 +449,7 @@ def test_an_unreachable_webhook_is_reported_without_its_url(
     settings.AQUADASH_NOTIFY_ATTEMPTS = 1
     simulator_tenant.set_webhook_url("http://127.0.0.1:1" + WEBHOOK_PATH)
     simulator_tenant.save()
-    open_job(client, simulator_tenant, RUNNING)
-    watch(client, simulator_tenant, RUNNING)
-    finish_running_job(sim_clock)
-    time_passes()
+    watched_job_ends(client, simulator_tenant, sim_clock)
 
     run_worker()
 
@@ -485,10 +478,7 @@ def test_a_webhook_host_taken_off_the_allow_list_is_refused_at_send_time(
 
 def test_a_failing_mail_server_is_retried(client, simulator_tenant, sim_clock, settings):
     settings.MAILERS = {"default": {"BACKEND": "tests.test_watching.RefusingMail"}}
-    open_job(client, simulator_tenant, RUNNING)
-    watch(client, simulator_tenant, RUNNING)
-    finish_running_job(sim_clock)
-    time_passes()
+    watched_job_ends(client, simulator_tenant, sim_clock)
 
     run_worker()
 
@@ -515,10 +505,7 @@ def test_a_watcher_without_an_email_address_is_told_why_on_the_page(
 ):
     finance.email = ""
     finance.save()
-    open_job(client, simulator_tenant, RUNNING)
-    watch(client, simulator_tenant, RUNNING)
-    finish_running_job(sim_clock)
-    time_passes()
+    watched_job_ends(client, simulator_tenant, sim_clock)
 
     run_worker()
 
@@ -706,10 +693,7 @@ def test_a_chat_provider_resolving_to_a_private_address_is_never_connected_to(
 def test_admins_read_watches_and_deliveries_but_cannot_change_them(
     admin_client, client, simulator_tenant, sim_clock
 ):
-    open_job(client, simulator_tenant, RUNNING)
-    watch(client, simulator_tenant, RUNNING)
-    finish_running_job(sim_clock)
-    time_passes()
+    watched_job_ends(client, simulator_tenant, sim_clock)
     run_worker()
     watch_row, delivery = Watch.objects.get(), Delivery.objects.get()
 
