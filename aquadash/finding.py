@@ -51,7 +51,8 @@ def find(tenants: list[Tenant], job_id: str, *, user: AbstractBaseUser) -> Searc
         answers = [Answer(each.tenant, True, _has_it(each.status)) for each in stored]
         return Search(job_id, answers, from_storage=True)
 
-    pool = ThreadPoolExecutor(max(1, min(settings.AQUADASH_FIND_THREADS, len(tenants))))
+    threads = max(1, min(settings.AQUADASH_FIND_THREADS, len(tenants)))
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="find")
     asking = {tenant: pool.submit(_ask, tenant, job_id, user) for tenant in tenants}
     wait(asking.values(), timeout=settings.AQUADASH_FIND_SECONDS)
     # Those still asking go on in the background and store what they learn; nobody waits.

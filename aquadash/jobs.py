@@ -34,6 +34,7 @@ class JobState:
     gone: bool = False  # Zuora no longer knows the job; we show what we stored
     error: zuora.ZuoraError | None = None  # the latest fetch failed; this is the last good state
     refreshing: bool = False  # another request is asking Zuora; this is the last known state
+    untouched: bool = False  # asked with touch=False, Zuora said the same: nothing was written
 
     @property
     def is_final(self) -> bool:
@@ -47,12 +48,15 @@ def fetch_job(
     user: AbstractBaseUser | None,
     refresh: bool = False,
     snapshot: JobSnapshot | None = None,
+    touch: bool = True,
 ) -> JobState:
     """The job's current state for a page, or the ZuoraError a page should show instead.
 
     `refresh` re-asks Zuora about a final or vanished job, for the doubtful, at most once per
     poll interval however many click it. `snapshot` is the stored job when the caller has
-    already read it (the worker reads a round's in one query); else it is read here.
+    already read it (the worker reads a round's in one query); else it is read here. Without
+    `touch`, a job Zuora reported unchanged is not written at all: the state says so
+    (`untouched`), for a caller that writes many at once.
     """
     job_id = zuora.check_id(job_id, what="job")
     if snapshot is None:
@@ -98,31 +102,28 @@ def fetch_job(
             snapshot.mark_gone()
             return _stored_state(snapshot)
         return replace(_stored_state(snapshot), error=exc)
-    snapshot = store_job(tenant, job, user=user, stored=snapshot)
+    said_again = snapshot is not None and snapshot.raw == job.raw and snapshot.gone_at is None
+    if said_again:
+        # As poll after poll of a running job: only when, by whom and the track ID are new.
+        snapshot.last_fetched_at, snapshot.track_id = timezone.now(), job.track_id
+        snapshot.last_fetched_by = user if user and user.is_authenticated else None
+        if touch:
+            snapshot.save(update_fields=["last_fetched_at", "last_fetched_by", "track_id"])
+    else:
+        snapshot = store_job(tenant, job, user=user)
     _remember(key, {"raw": job.raw, "track_id": job.track_id})
-    return JobState(job=job, snapshot=snapshot, fetched_at=timezone.now(), from_zuora=True)
+    return JobState(
+        job=job,
+        snapshot=snapshot,
+        fetched_at=timezone.now(),
+        from_zuora=True,
+        untouched=said_again and not touch,
+    )
 
 
-def store_job(
-    tenant: Tenant,
-    job: zuora.Job,
-    *,
-    user: AbstractBaseUser | None,
-    stored: JobSnapshot | None = None,
-) -> JobSnapshot:
-    """Remember what Zuora said about a job, so the page can explain it after Zuora forgets.
-    `stored` is the snapshot as read before asking: when Zuora said the same again, as it does
-    poll after poll of a running job, only when and by whom is written."""
+def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) -> JobSnapshot:
+    """Remember what Zuora said about a job, so the page can explain it after Zuora forgets."""
     fetched_by = user if user and user.is_authenticated else None
-    if stored is not None and stored.raw == job.raw and stored.gone_at is None:
-        stored.last_fetched_at, stored.last_fetched_by = timezone.now(), fetched_by
-        stored.track_id = job.track_id
-        JobSnapshot.objects.filter(pk=stored.pk).update(
-            last_fetched_at=stored.last_fetched_at,
-            last_fetched_by=fetched_by,
-            track_id=job.track_id,
-        )
-        return stored
     values = {
         "name": job.name[:255],
         "status": job.status[:32],

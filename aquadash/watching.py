@@ -111,7 +111,9 @@ def check_watches() -> int:
         tenant__in={tenant for tenant, _, _ in checks}, job_id__in={job for _, job, _ in checks}
     )
     snapshots = {(each.tenant_id, each.job_id): each for each in stored}
-    _run_all([(*check, snapshots.get((check[0].pk, check[1]))) for check in checks])
+    said_again = _run_all([(*check, snapshots.get((check[0].pk, check[1]))) for check in checks])
+    # Jobs Zuora reported unchanged are written once for the round, not once each.
+    JobSnapshot.objects.filter(pk__in=said_again).update(last_fetched_at=timezone.now())
 
     if len(due) == ROUND_SIZE:  # more are due: on with them, once queued notifications are sent
         schedule_round()
@@ -123,13 +125,14 @@ def check_watches() -> int:
 Check = tuple[Tenant, str, list[Watch], JobSnapshot | None]
 
 
-def _run_all(checks: list[Check]) -> None:
-    """Check the jobs, several at once: each mostly waits for Zuora."""
+def _run_all(checks: list[Check]) -> list[int]:
+    """Check the jobs, several at once: each mostly waits for Zuora. Returns the stored jobs
+    Zuora reported unchanged, which are not written yet."""
     if settings.AQUADASH_WATCH_THREADS <= 1 or len(checks) <= 1:
-        for check in checks:
-            _check(*check)
-        return
-    list(_threads().map(_check_in_thread, checks))
+        unchanged = [_check(*check) for check in checks]
+    else:
+        unchanged = list(_threads().map(_check_in_thread, checks))
+    return [pk for pk in unchanged if pk is not None]
 
 
 @functools.cache
@@ -139,14 +142,18 @@ def _threads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(settings.AQUADASH_WATCH_THREADS, thread_name_prefix="watch")
 
 
-def _check_in_thread(check: Check) -> None:
+def _check_in_thread(check: Check) -> int | None:
     close_old_connections()  # as at a request's start: drop a broken or expired connection
-    _check(*check)
+    return _check(*check)
 
 
-def _check(tenant: Tenant, job_id: str, watches: list[Watch], snapshot: JobSnapshot | None) -> None:
+def _check(
+    tenant: Tenant, job_id: str, watches: list[Watch], snapshot: JobSnapshot | None
+) -> int | None:
+    """Ask about the job and end its watches if it is final. Returns the stored job's key
+    when Zuora reported it unchanged: the round writes those together."""
     try:
-        state = jobs.fetch_job(tenant, job_id, user=None, snapshot=snapshot)
+        state = jobs.fetch_job(tenant, job_id, user=None, snapshot=snapshot, touch=False)
     except zuora.JobNotFound:
         _end(watches, Watch.End.GONE)
     except zuora.ZuoraError as exc:
@@ -160,6 +167,8 @@ def _check(tenant: Tenant, job_id: str, watches: list[Watch], snapshot: JobSnaps
             _end(watches, Watch.End.GONE, state.job)
         elif state.job.is_final:
             _end(watches, Watch.End.FINAL, state.job)
+        return state.snapshot.pk if state.untouched else None
+    return None
 
 
 def _end(watches: list[Watch], end: str, job: zuora.Job | None = None) -> None:

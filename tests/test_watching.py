@@ -24,7 +24,9 @@ from django.contrib.auth.models import User
 from django.core import mail
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -708,3 +710,19 @@ def test_admins_read_watches_and_deliveries_but_cannot_change_them(
     assert response.status_code == 403
     assert admin_client.get("/admin/aquadash/watch/add/").status_code == 403
     assert Delivery.objects.get().status == Delivery.Status.SENT
+
+
+def test_a_round_writes_the_jobs_zuora_reported_unchanged_in_one_update(client, simulator_tenant):
+    for job_id in (RUNNING, sim.SUBMITTED_JOB_ID):  # two jobs that stay as they are
+        open_job(client, simulator_tenant, job_id)
+        watch(client, simulator_tenant, job_id)
+    before = dict(JobSnapshot.objects.values_list("job_id", "last_fetched_at"))
+    time_passes()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert watching.check_watches.call() == 2
+
+    updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "aquadash_jobsnapshot"')]
+    assert len(updates) == 1 and '"raw"' not in updates[0]
+    after = dict(JobSnapshot.objects.values_list("job_id", "last_fetched_at"))
+    assert all(after[job_id] > before[job_id] for job_id in before)
