@@ -56,7 +56,10 @@ class ChatHook:
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         with self._lock:
             self.posts.append({"path": environ["PATH_INFO"], "json": json.loads(body or b"{}")})
-        start_response(self.status, [("Content-Type", "text/plain")])
+        headers = [("Content-Type", "text/plain")]
+        if self.status.startswith("3"):  # elsewhere, on this same server
+            headers.append(("Location", self.url + "/redirected" + WEBHOOK_PATH))
+        start_response(self.status, headers)
         return [b"ok"]
 
 
@@ -458,6 +461,23 @@ def test_an_unreachable_webhook_is_reported_without_its_url(
     delivery = Delivery.objects.get(channel="webhook")
     assert delivery.last_error == "could not connect to 127.0.0.1"
     assert WEBHOOK_PATH not in aquadash_log(caplog)
+
+
+def test_a_webhook_that_redirects_is_not_followed(
+    client, simulator_tenant, sim_clock, chat_hook, settings
+):
+    settings.AQUADASH_NOTIFY_ATTEMPTS = 1
+    chat_hook.status = "307 Temporary Redirect"
+    set_webhook(simulator_tenant, chat_hook)
+    watched_job_ends(client, simulator_tenant, sim_clock)
+
+    run_worker()
+
+    assert [post["path"] for post in chat_hook.posts] == [WEBHOOK_PATH]
+    delivery = Delivery.objects.get(channel="webhook")
+    assert (
+        delivery.last_error == "127.0.0.1 answered with a redirect, which aquadash does not follow"
+    )
 
 
 def test_a_webhook_host_taken_off_the_allow_list_is_refused_at_send_time(
