@@ -174,11 +174,13 @@ def _batch(batch: zuora.Batch) -> str:
 # --- Sending ------------------------------------------------------------------------------------
 
 
-def plan(ending: list[Watch]) -> None:
-    """Deliveries for watches ending together, queued with them in the caller's transaction:
-    an e-mail to each watcher, and one chat message for the tenant naming them all."""
+def plan(ending: list[Watch]) -> list[int]:
+    """Deliveries for watches ending together, made in the caller's transaction: an e-mail to
+    each watcher, and one chat message for the tenant naming them all. The caller sends them
+    once it has committed (send_now); each is also queued for a retry, which finds nothing to
+    do once it is sent, and sends it should the caller stop first. Returns their keys."""
     if not ending or ending[0].end not in (Watch.End.FINAL, Watch.End.GONE, Watch.End.EXPIRED):
-        return
+        return []
     deliveries = [
         Delivery(watch=watch, channel=Delivery.Channel.EMAIL, recipient=watch.user.email)
         for watch in ending
@@ -191,14 +193,27 @@ def plan(ending: list[Watch]) -> None:
         deliveries.append(
             Delivery(watch=ending[0], channel=Delivery.Channel.WEBHOOK, recipient=host)
         )
-    for delivery in Delivery.objects.bulk_create(deliveries):
-        deliver.enqueue(delivery.pk)
+    retry_at = timezone.now() + timedelta(seconds=settings.AQUADASH_NOTIFY_RETRY_SECONDS)
+    made = Delivery.objects.bulk_create(deliveries)
+    for delivery in made:
+        deliver.using(run_after=retry_at).enqueue(delivery.pk)
+    return [delivery.pk for delivery in made]
+
+
+def send_now(delivery_ids: list[int]) -> None:
+    """Try each delivery at once; one that fails waits for its queued retry."""
+    for delivery_id in delivery_ids:
+        _attempt(delivery_id, queue_retry=False)
 
 
 @task(priority=10)  # before the next round of checks: telling people is what they wait for
 def deliver(delivery_id: int) -> str:
     """Send one notification, once: claimed with a conditional UPDATE, so a second worker
     finds nothing to do. Returns what became of it."""
+    return _attempt(delivery_id, queue_retry=True)
+
+
+def _attempt(delivery_id: int, *, queue_retry: bool) -> str:
     claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
         status=Delivery.Status.SENDING, attempts=F("attempts") + 1
     )
@@ -209,7 +224,7 @@ def deliver(delivery_id: int) -> str:
         _send(delivery)
     except NotifyFailed as exc:
         logger.warning("Could not notify (%s, delivery %s): %s", delivery.channel, delivery.pk, exc)
-        _failed(delivery, exc)
+        _failed(delivery, exc, queue_retry=queue_retry)
         return "failed"
     delivery.status, delivery.sent_at = Delivery.Status.SENT, timezone.now()
     delivery.last_error = ""
@@ -250,13 +265,14 @@ def _still_allowed(watches: object) -> list[Watch]:
     ]
 
 
-def _failed(delivery: Delivery, exc: NotifyFailed) -> None:
-    """Try again later with a longer wait each time, or give up after the last attempt."""
+def _failed(delivery: Delivery, exc: NotifyFailed, *, queue_retry: bool) -> None:
+    """Try again later with a longer wait each time, or give up after the last attempt.
+    Without `queue_retry`, the retry queued when the delivery was made is the next try."""
     delivery.last_error = str(exc)[:500]
     final = not exc.retry or delivery.attempts >= settings.AQUADASH_NOTIFY_ATTEMPTS
     delivery.status = Delivery.Status.FAILED if final else Delivery.Status.PENDING
     with transaction.atomic():
         delivery.save(update_fields=["status", "last_error"])
-        if not final:
+        if not final and queue_retry:
             wait = settings.AQUADASH_NOTIFY_RETRY_SECONDS * 2 ** (delivery.attempts - 1)
             deliver.using(run_after=timezone.now() + timedelta(seconds=wait)).enqueue(delivery.pk)

@@ -372,8 +372,11 @@ AQUADASH_COMPARE_THRESHOLD = envfloat("AQUADASH_COMPARE_THRESHOLD", 50.0)
 # A watch ends on its own this many hours after it started, with a notice: Zuora stops a query
 # after 3 hours, so a job still running by then is worth telling someone about.
 AQUADASH_WATCH_HOURS = envint("AQUADASH_WATCH_HOURS", 24)
-# How many watched jobs one worker asks Zuora about at once.
-AQUADASH_WATCH_THREADS = envint("AQUADASH_WATCH_THREADS", 8)
+# How many watched jobs one worker asks Zuora about at once. A thread waits for one answer at a
+# time, but checking costs CPU under one interpreter lock: past a few threads a busy worker gets
+# slower (bench/watch.py: 8 threads check 1,000 jobs slower than 3). Raise it when Zuora answers
+# slowly and the worker's CPU idles; or run more workers.
+AQUADASH_WATCH_THREADS = envint("AQUADASH_WATCH_THREADS", 4)
 # Chat webhooks may be posted only to these hosts (a leading "." allows subdomains); the
 # defaults are Slack, Google Chat, Discord and Microsoft Teams. Hosts listed here that are not
 # among the defaults are the operator's choice and may be internal, like ZUORA_EXTRA_HOSTS.

@@ -3,9 +3,10 @@
 One task, `check_watches`, goes round the watched jobs: every job whose check is due is asked
 about through `jobs.fetch_job`, the single-flight path the pages use, so a page open on a
 watched job adds no Zuora call, and a final job is served from storage without one. When a job
-is final its watches end and their notifications are queued in the same transaction
-(notifications.py). The round then queues itself for when the next check is due, unless a
-round is already queued; so however many watches and workers there are, one round is waiting.
+is final its watches end and their notifications are made in the same transaction, then sent
+at once, each with a retry queued (notifications.py). The round then queues itself for when
+the next check is due, unless a round is already queued; so however many watches and workers
+there are, one round is waiting.
 
 A watch also ends when its watcher stops, may no longer see the tenant, or after
 AQUADASH_WATCH_HOURS (with a notice). Zuora being down keeps watches waiting: fetch_job's
@@ -111,9 +112,19 @@ def check_watches() -> int:
         tenant__in={tenant for tenant, _, _ in checks}, job_id__in={job for _, job, _ in checks}
     )
     snapshots = {(each.tenant_id, each.job_id): each for each in stored}
-    said_again = _run_all([(*check, snapshots.get((check[0].pk, check[1]))) for check in checks])
+    states = _run_all([(*check, snapshots.get((check[0].pk, check[1]))) for check in checks])
     # Jobs Zuora reported unchanged are written once for the round, not once each.
+    said_again = [state.snapshot.pk for state in states if state and state.untouched]
     JobSnapshot.objects.filter(pk__in=said_again).update(last_fetched_at=timezone.now())
+    # A job is next due when the answer it got expires (one interval after it came, from
+    # Zuora now or from whoever asked before): any sooner, it would only get it again.
+    interval = timedelta(seconds=settings.AQUADASH_POLL_SECONDS)
+    answered = []
+    for (_, _, watches), state in zip(checks, states, strict=True):
+        for each in watches if state else []:
+            each.next_check_at = max(state.fetched_at + interval, timezone.now())
+            answered.append(each)
+    Watch.objects.bulk_update(answered, ["next_check_at"])
 
     if len(due) == ROUND_SIZE:  # more are due: on with them, once queued notifications are sent
         schedule_round()
@@ -125,14 +136,12 @@ def check_watches() -> int:
 Check = tuple[Tenant, str, list[Watch], JobSnapshot | None]
 
 
-def _run_all(checks: list[Check]) -> list[int]:
-    """Check the jobs, several at once: each mostly waits for Zuora. Returns the stored jobs
-    Zuora reported unchanged, which are not written yet."""
+def _run_all(checks: list[Check]) -> list[jobs.JobState | None]:
+    """Check the jobs, several at once: each mostly waits for Zuora. Returns what each check
+    learned, None where Zuora could not say."""
     if settings.AQUADASH_WATCH_THREADS <= 1 or len(checks) <= 1:
-        unchanged = [_check(*check) for check in checks]
-    else:
-        unchanged = list(_threads().map(_check_in_thread, checks))
-    return [pk for pk in unchanged if pk is not None]
+        return [_check(*check) for check in checks]
+    return list(_threads().map(_check_in_thread, checks))
 
 
 @functools.cache
@@ -142,16 +151,15 @@ def _threads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(settings.AQUADASH_WATCH_THREADS, thread_name_prefix="watch")
 
 
-def _check_in_thread(check: Check) -> int | None:
+def _check_in_thread(check: Check) -> jobs.JobState | None:
     close_old_connections()  # as at a request's start: drop a broken or expired connection
     return _check(*check)
 
 
 def _check(
     tenant: Tenant, job_id: str, watches: list[Watch], snapshot: JobSnapshot | None
-) -> int | None:
-    """Ask about the job and end its watches if it is final. Returns the stored job's key
-    when Zuora reported it unchanged: the round writes those together."""
+) -> jobs.JobState | None:
+    """Ask about the job and end its watches if it is final; the job's state, if learned."""
     try:
         state = jobs.fetch_job(tenant, job_id, user=None, snapshot=snapshot, touch=False)
     except zuora.JobNotFound:
@@ -167,7 +175,7 @@ def _check(
             _end(watches, Watch.End.GONE, state.job)
         elif state.job.is_final:
             _end(watches, Watch.End.FINAL, state.job)
-        return state.snapshot.pk if state.untouched else None
+        return state
     return None
 
 
@@ -195,4 +203,6 @@ def _end(watches: list[Watch], end: str, job: zuora.Job | None = None) -> None:
             each.job_name = job.name[:255] if job else ""
             each.job_status = job.status[:32] if job else ""
         Watch.objects.bulk_update(ending, ["ended_at", "end", "job_name", "job_status"])
-        notifications.plan(ending)
+        deliveries = notifications.plan(ending)
+    # Committed: tell them now, from here, rather than after the rest of the round.
+    notifications.send_now(deliveries)

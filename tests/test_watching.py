@@ -336,19 +336,43 @@ def test_revoked_access_while_watching_stops_the_notification(
     assert Watch.objects.get().end == Watch.End.REVOKED
 
 
-def test_access_revoked_after_the_end_but_before_sending_sends_nothing(
-    client, simulator_tenant, finance, sim_clock
-):
-    watched_job_ends(client, simulator_tenant, sim_clock)
-    watching.check_watches.call()  # the round ends the watch and queues its e-mail
+def test_access_revoked_after_the_end_but_before_sending_sends_nothing(simulator_tenant, finance):
+    ended = Watch.objects.create(
+        tenant=simulator_tenant,
+        job_id=RUNNING,
+        user=finance,
+        link="http://testserver/",
+        expires_at=timezone.now(),
+        next_check_at=timezone.now(),
+        ended_at=timezone.now(),
+        end=Watch.End.FINAL,
+        job_status="completed",
+    )
+    delivery = Delivery.objects.create(watch=ended, channel="email", recipient=finance.email)
     finance.groups.clear()
 
-    run_worker()
+    notifications.deliver.call(delivery.pk)
 
     assert mail.outbox == []
-    delivery = Delivery.objects.get()
+    delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.FAILED
     assert delivery.last_error == "not sent: the watcher may no longer see this tenant"
+
+
+def test_the_round_that_sees_the_end_sends_at_once_with_a_retry_queued(
+    client, simulator_tenant, sim_clock
+):
+    watched_job_ends(client, simulator_tenant, sim_clock)
+
+    watching.check_watches.call()  # the round alone, no task after it
+
+    assert len(mail.outbox) == 1
+    retry = DBTaskResult.objects.get(task_path="aquadash.notifications.deliver")
+    assert retry.run_after > timezone.now() + timedelta(seconds=20)  # and finds it sent
+    run_worker()
+    time_passes(seconds=3600)
+    run_worker()
+    assert len(mail.outbox) == 1
 
 
 def test_zuora_down_keeps_the_watch_waiting(client, simulator_tenant, simulator, sim_clock):
@@ -378,7 +402,8 @@ def test_a_watch_expires_after_a_day_with_a_notice(client, simulator_tenant, set
     [message] = mail.outbox
     assert message.subject.startswith("[aquadash] Still running after 24 hours: ")
     assert "aquadash stopped watching it" in message.body
-    assert not DBTaskResult.objects.filter(status="READY").exists()  # no round left to run
+    rounds = DBTaskResult.objects.filter(task_path="aquadash.watching.check_watches")
+    assert not rounds.filter(status="READY").exists()  # no round left to run
 
 
 def test_a_job_zuora_does_not_know_ends_the_watch_with_a_notice(
@@ -746,3 +771,19 @@ def test_a_round_writes_the_jobs_zuora_reported_unchanged_in_one_update(client, 
     assert len(updates) == 1 and '"raw"' not in updates[0]
     after = dict(JobSnapshot.objects.values_list("job_id", "last_fetched_at"))
     assert all(after[job_id] > before[job_id] for job_id in before)
+
+
+def test_a_job_is_next_checked_when_the_answer_it_got_expires(client, simulator_tenant, simulator):
+    open_job(client, simulator_tenant, RUNNING)
+    watch(client, simulator_tenant, RUNNING)
+    key = f"job:{simulator_tenant.pk}:{RUNNING}"
+    answer = cache.get(key)  # a page's answer, 3 s old: 2 s of its interval left
+    cache.set(key, {**answer, "at": answer["at"] - 3, "until": answer["until"] - 3})
+    Watch.objects.update(next_check_at=timezone.now())
+    simulator.reset()
+
+    watching.check_watches.call()
+
+    assert simulator.count(method="GET") == 0  # the page's answer served
+    due_in = (Watch.objects.get().next_check_at - timezone.now()).total_seconds()
+    assert 1 < due_in < 2.5  # when it expires, not a whole interval from now
