@@ -144,6 +144,23 @@ def watched_job_ends(client: Client, tenant: Tenant, sim_clock: object) -> None:
     time_passes()
 
 
+def ended_watch(tenant: Tenant, user: User, *, job_id: str = RUNNING, **fields: str) -> Watch:
+    """A watch whose job has just completed, as a round leaves it."""
+    now = timezone.now()
+    return Watch.objects.create(
+        tenant=tenant,
+        job_id=job_id,
+        user=user,
+        link=f"http://testserver/t/{tenant.slug}/jobs/{job_id}/",
+        expires_at=now,
+        next_check_at=now,
+        ended_at=now,
+        end=Watch.End.FINAL,
+        job_status="completed",
+        **fields,
+    )
+
+
 def set_webhook(tenant: Tenant, hook: ChatHook) -> None:
     tenant.set_webhook_url(hook.url + WEBHOOK_PATH)
     tenant.save()
@@ -337,17 +354,7 @@ def test_revoked_access_while_watching_stops_the_notification(
 
 
 def test_access_revoked_after_the_end_but_before_sending_sends_nothing(simulator_tenant, finance):
-    ended = Watch.objects.create(
-        tenant=simulator_tenant,
-        job_id=RUNNING,
-        user=finance,
-        link="http://testserver/",
-        expires_at=timezone.now(),
-        next_check_at=timezone.now(),
-        ended_at=timezone.now(),
-        end=Watch.End.FINAL,
-        job_status="completed",
-    )
+    ended = ended_watch(simulator_tenant, finance)
     delivery = Delivery.objects.create(watch=ended, channel="email", recipient=finance.email)
     finance.groups.clear()
 
@@ -595,17 +602,11 @@ def test_chat_text_cannot_ping_the_channel_or_disguise_links(
     simulator_tenant, finance, simulator, chat_hook
 ):
     job_id = simulator.add_job(records=3, name="<!channel> see <https://evil.test|your invoice>")
-    watch_row = Watch.objects.create(
-        tenant=simulator_tenant,
+    watch_row = ended_watch(
+        simulator_tenant,
+        finance,
         job_id=job_id,
-        user=finance,
-        link=f"http://testserver/t/sim/jobs/{job_id}/",
-        expires_at=timezone.now() + timedelta(hours=1),
-        next_check_at=timezone.now(),
-        ended_at=timezone.now(),
-        end=Watch.End.FINAL,
         job_name="<!channel> see <https://evil.test|your invoice>",
-        job_status="completed",
     )
     set_webhook(simulator_tenant, chat_hook)
     delivery = Delivery.objects.create(watch=watch_row, channel="webhook", recipient="127.0.0.1")
@@ -618,17 +619,7 @@ def test_chat_text_cannot_ping_the_channel_or_disguise_links(
 
 
 def test_a_delivery_is_sent_once_however_often_it_is_run(simulator_tenant, finance):
-    watch_row = Watch.objects.create(
-        tenant=simulator_tenant,
-        job_id=RUNNING,
-        user=finance,
-        link="http://testserver/",
-        expires_at=timezone.now(),
-        next_check_at=timezone.now(),
-        ended_at=timezone.now(),
-        end=Watch.End.FINAL,
-        job_status="completed",
-    )
+    watch_row = ended_watch(simulator_tenant, finance)
     delivery = Delivery.objects.create(watch=watch_row, channel="email", recipient=finance.email)
 
     results = [notifications.deliver.call(delivery.pk) for _ in range(3)]
