@@ -187,6 +187,7 @@ def job_watch(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse
         .prefetch_related("deliveries")
         .order_by("created_at")
     )
+    watching.revive_if_stalled([each for each in watches if each.ended_at is None])
     context = {
         "tenant": tenant,
         "job_id": job_id,

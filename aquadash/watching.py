@@ -65,6 +65,14 @@ def unwatch(tenant: Tenant, job_id: str, user: AbstractBaseUser) -> bool:
     )
 
 
+def revive_if_stalled(open_watches: list[Watch]) -> None:
+    """Queue a round when open watches are long overdue: the worker that had the round
+    stopped in the middle of it (the queue keeps such a task "running" for good)."""
+    stalled = timezone.now() - timedelta(seconds=3 * settings.AQUADASH_POLL_SECONDS)
+    if any(each.next_check_at < stalled for each in open_watches):
+        schedule_round()
+
+
 def schedule_round(*, at: datetime | None = None) -> None:
     """Queue a round of checks, for `at` or now, unless one is already waiting."""
     waiting = DBTaskResult.objects.filter(

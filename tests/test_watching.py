@@ -778,3 +778,18 @@ def test_a_job_is_next_checked_when_the_answer_it_got_expires(client, simulator_
     assert simulator.count(method="GET") == 0  # the page's answer served
     due_in = (Watch.objects.get().next_check_at - timezone.now()).total_seconds()
     assert 1 < due_in < 2.5  # when it expires, not a whole interval from now
+
+
+def test_a_round_lost_with_its_worker_is_queued_again_when_someone_looks(client, simulator_tenant):
+    open_job(client, simulator_tenant, RUNNING)
+    watch(client, simulator_tenant, RUNNING)
+    DBTaskResult.objects.update(status="RUNNING")  # the worker that took it was killed
+    Watch.objects.update(next_check_at=timezone.now() - timedelta(minutes=5))
+
+    client.get(f"/t/sim/jobs/{RUNNING}/watch/", **HTMX)
+
+    assert DBTaskResult.objects.filter(
+        status="READY", task_path="aquadash.watching.check_watches"
+    ).exists()
+    run_worker()
+    assert Watch.objects.get().next_check_at > timezone.now()  # checked again
