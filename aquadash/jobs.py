@@ -144,13 +144,14 @@ def _save(tenant: Tenant, job: zuora.Job, values: dict) -> JobSnapshot:
     with transaction.atomic():
         # Locked, so that of two servers storing at once the first to see a batch's new status
         # sets its time in the timeline, and the second keeps it.
-        snapshot = JobSnapshot.objects.select_for_update().filter(
-            tenant=tenant, job_id=job.id
-        ).first() or JobSnapshot(tenant=tenant, job_id=job.id)
+        stored = JobSnapshot.objects.select_for_update().filter(tenant=tenant, job_id=job.id)
+        snapshot = stored.first() or JobSnapshot(tenant=tenant, job_id=job.id)
         for field, value in values.items():
             setattr(snapshot, field, value)
         snapshot.timeline = _seen(snapshot.timeline, job, values["last_fetched_at"])
-        snapshot.save()
+        # A stored job keeps what others write (record counts, first sight): only Zuora's
+        # answer and the timeline are written over it.
+        snapshot.save(update_fields=[*values, "timeline"] if snapshot.pk else None)
         return snapshot
 
 
