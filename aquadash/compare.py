@@ -88,13 +88,15 @@ def _previous_run(
     same_session = JobSnapshot.objects.filter(
         tenant=tenant, status="completed", raw__partner=job.partner, raw__project=job.project
     ).exclude(pk=snapshot.pk)
+    # Only the start times are read to choose: parsing each stored job would cost far more.
+    candidates = same_session.order_by("-last_fetched_at").values_list("pk", "raw__startTime")
     earlier = [
-        each
-        for each in same_session.order_by("-last_fetched_at")[:200]
-        if _started(each.job()) < _started(job)
+        (started, pk)
+        for pk, at in candidates[:200]
+        if (started := zuora.zuora_time(at) or datetime.min) < _started(job)
     ]
     if earlier:
-        return max(earlier, key=lambda each: _started(each.job())), False, ""
+        return JobSnapshot.objects.get(pk=max(earlier)[1]), False, ""
     try:
         with breaker.guarded(tenant):
             last = zuora.get_last_completed_job(

@@ -512,7 +512,7 @@ def parse_job(data: Any, *, tenant: str = "", track_id: str = "") -> Job:
             source_data=_text(data, "sourceData"),
             partner=_text(data, "partner", limit=MAX_NAME),
             project=_text(data, "project", limit=MAX_NAME),
-            start_time=_zuora_time(data.get("startTime")),
+            start_time=zuora_time(data.get("startTime")),
             incremental_time=_epoch_millis(data.get("incrementalTime")),
             offset=_integer(data.get("offset"), "offset"),
             notify_url=_text(data, "notifyUrl", limit=MAX_MESSAGE),
@@ -608,7 +608,8 @@ def _boolean(value: Any, key: str) -> bool | None:
     raise _ShapeError(f"'{key}' is not true or false")
 
 
-def _zuora_time(value: Any) -> datetime | None:
+def zuora_time(value: Any) -> datetime | None:
+    """A startTime as Zuora writes it: the tenant's local time, no zone (naive)."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
