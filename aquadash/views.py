@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import caches
+from django.core.cache.utils import make_template_fragment_key
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Q
@@ -19,6 +21,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
@@ -127,8 +130,46 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         Lookup.record(request.user, tenant, job_id, state)
         if request.session.get("last_tenant") != tenant.slug:  # a session write only on change
             request.session["last_tenant"] = tenant.slug
+    return job_response(request, tenant, state)
+
+
+def job_response(request: HttpRequest, tenant: Tenant, state: jobs.JobState) -> HttpResponse:
+    """The job page, or its `live` section alone for htmx's polls, showing `state`."""
+    live = _live_section(request, tenant, state)
+    if request.htmx:
+        response = HttpResponse(live)
+        add_never_cache_headers(response)
+        return response
+    context = {
+        "tenant": tenant,
+        "job": state.job,
+        "live": live,
+        "has_files": any(batch.file_ids for batch in state.job.batches),
+    }
+    return _in_tenant_zone(request, tenant, "job.html", context)
+
+
+def _live_section(request: HttpRequest, tenant: Tenant, state: jobs.JobState) -> str:
+    """The job page's `live` section, which polls replace.
+
+    A final job's, served from storage, reads the same for everyone who may see the tenant
+    until what we stored of it changes, so each process keeps it rendered for a minute, keyed
+    on everything it shows: its relative times ("3 hours ago") may be up to a minute behind,
+    its facts never.
+    """
+    key = None
+    if state.is_final and not (state.from_zuora or state.error or state.refreshing):
+        snapshot = state.snapshot
+        shows = [
+            *(tenant.pk, tenant.slug, tenant.name, tenant.environment, tenant.time_zone),
+            *(snapshot.job_id, snapshot.last_fetched_at, snapshot.gone_at, snapshot.record_counts),
+            *(request.GET.get("page"), bool(request.htmx), request.scheme, request.get_host()),
+            int(timezone.now().timestamp() // 60),
+        ]
+        key = make_template_fragment_key("final-job", shows)
+        if (live := caches["template_fragments"].get(key)) is not None:
+            return live
     failures = _failures(request) + 1 if state.error else 0
-    has_files = any(batch.file_ids for batch in state.job.batches)
     facts = job_facts.describe(state, tenant)
     context = {
         "tenant": tenant,
@@ -141,13 +182,17 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         "poll_seconds": job_facts.poll_seconds(failures, state.error),
         "failures": failures,
         "curl": job_facts.curl_command(tenant, state.job.id),
-        "has_files": has_files,
+        "has_files": any(batch.file_ids for batch in state.job.batches),
         "pgp": state.job.encrypted.lower() == "pgp",
         "file_extension": downloads.extension(state.job),
         "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
         "counts": state.snapshot.record_counts,
     }
-    return _in_tenant_zone(request, tenant, "job.html#live" if polling else "job.html", context)
+    with timezone.override(tenant.zoneinfo):
+        live = render_to_string("job.html#live", context, request)
+    if key:
+        caches["template_fragments"].set(key, live, 60)
+    return live
 
 
 @require_GET

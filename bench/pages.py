@@ -8,7 +8,9 @@ alternating order so that the machine's noise falls on every page alike:
 
   bare      /bench/bare/
   floor     /bench/floor/: the job page's queries (tenant check, stored job, lookup row) and no
-            page, the least a job page can cost
+            page: the job page's queries alone
+  render    /bench/render/: the job page as it renders it, from a job read once per process and
+            no query beyond bare's: the job page's rendering alone
   job page  a stored completed job, the simulator's 4-batch "Month-end extract"
   poll      a running job's fragment, as htmx asks for it (HX-Request: true)
   home      the home page
@@ -49,6 +51,7 @@ HTMX = {"HX-Request": "true"}
 PAGES = {
     "bare": ("/bench/bare/", {}),
     "floor": (f"/bench/floor/bench/{COMPLETED_JOB_ID}/", {}),
+    "render": (f"/bench/render/bench/{COMPLETED_JOB_ID}/", {}),
     "job page": (f"/t/bench/jobs/{COMPLETED_JOB_ID}/", {}),
     "poll": (f"/t/bench/jobs/{RUNNING_JOB_ID}/", HTMX),
     "home": ("/", {}),

@@ -1,13 +1,13 @@
-"""aquadash's URLs, /bench/bare/ and /bench/floor/, for bench/pages.py only (see
+"""aquadash's URLs, /bench/bare/, /bench/floor/ and /bench/render/, for bench/pages.py only (see
 bench/settings.py)."""
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
-from aquadash import jobs
+from aquadash import jobs, views
 from aquadash.access import tenant_required
-from aquadash.models import Lookup, Tenant
+from aquadash.models import JobSnapshot, Lookup, Tenant
 
 
 @login_required
@@ -26,8 +26,25 @@ def floor(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     return HttpResponse(f"{state.job.status}\n", content_type="text/plain")
 
 
+_read_once: dict[tuple[str, str], jobs.JobState] = {}
+
+
+@login_required
+def render(request: HttpRequest, tenant_slug: str, job_id: str) -> HttpResponse:
+    """The job page as the job page renders it, from a stored job this process read once: the
+    page without its queries. The distance from bare to here is the page's rendering."""
+    if (tenant_slug, job_id) not in _read_once:
+        snapshot = JobSnapshot.objects.select_related("tenant").get(
+            tenant__slug=tenant_slug, job_id=job_id
+        )
+        _read_once[tenant_slug, job_id] = jobs.fetch_job(snapshot.tenant, job_id, user=None)
+    state = _read_once[tenant_slug, job_id]
+    return views.job_response(request, state.snapshot.tenant, state)
+
+
 urlpatterns = [
     path("bench/bare/", bare),
     path("bench/floor/<slug:tenant_slug>/<str:job_id>/", floor),
+    path("bench/render/<slug:tenant_slug>/<str:job_id>/", render),
     path("", include("aquadash.urls")),
 ]

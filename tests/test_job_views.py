@@ -2,15 +2,18 @@
 
 import re
 import threading
+from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.humanize.templatetags import humanize
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django.utils.html import escape
 
 from aquadash import jobs
@@ -194,6 +197,58 @@ def test_a_final_job_is_served_from_storage_without_calling_zuora(
         assert client.get(url, **HTMX).status_code == 200
 
     assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 1
+
+
+def test_a_stored_final_job_is_rendered_once_for_all_who_may_see_it(
+    client, simulator_tenant, make_user, outsider_client
+):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)  # from Zuora
+    client.get(url)  # from storage: rendered and kept
+    colleague = Client()
+    colleague.force_login(make_user("colleague", groups=simulator_tenant.groups.all()))
+
+    response = colleague.get(url)
+
+    assert "live" not in [template.name for template in response.templates]
+    assert "Month-end extract" in response.content.decode()
+    assert outsider_client.get(url).status_code == 404
+
+
+def test_a_kept_final_job_shows_a_renamed_tenant_and_a_vanished_job_at_once(
+    client, simulator_tenant, simulator
+):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    client.get(url)
+    simulator_tenant.name = "Renamed tenant"
+    simulator_tenant.save()
+
+    assert "<strong>Renamed tenant</strong>" in client.get(url).content.decode()
+
+    simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
+    next_interval()
+    client.get(url + "?refresh=1")
+    assert "Zuora no longer has this job" in client.get(url).content.decode()
+
+
+def test_a_kept_final_job_page_keeps_its_relative_times_current(
+    client, simulator_tenant, monkeypatch
+):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    assert "As of " in client.get(url).content.decode()
+    later = timezone.now() + timedelta(hours=3)
+
+    class Later(datetime):  # humanize's clock
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:
+            return later
+
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    monkeypatch.setattr(humanize, "datetime", Later)
+
+    assert "As of 3\xa0hours ago" in client.get(url).content.decode()
 
 
 def test_refresh_from_zuora_asks_again_for_a_final_job(client, simulator_tenant, simulator):
