@@ -352,12 +352,21 @@ class Lookup(models.Model):
         return f"{self.username} looked up {self.job_id} at {self.at:%Y-%m-%d %H:%M}"
 
     @classmethod
-    def record(cls, user: AbstractBaseUser, tenant: Tenant, job_id: str, result: object) -> None:
-        """`result` is the JobState shown, or the ZuoraError shown instead."""
-        job = getattr(result, "job", None)
-        if job is None:
-            outcome = f"failed: {getattr(result, 'summary', 'error')}"
-        elif getattr(result, "gone", False):
+    def record(
+        cls,
+        user: AbstractBaseUser,
+        tenant: Tenant,
+        job_id: str,
+        *,
+        job: zuora.Job | None = None,
+        gone: bool = False,
+        error: zuora.ZuoraError | None = None,
+    ) -> None:
+        """A page view: the `job` it showed (`gone` when from storage after Zuora forgot it),
+        or the `error` it showed instead."""
+        if error is not None:
+            outcome = f"failed: {error.summary}"
+        elif gone:
             outcome = "shown from storage (gone from Zuora)"
         else:
             outcome = "shown"

@@ -124,10 +124,10 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         state = jobs.fetch_job(tenant, job_id, user=request.user, refresh="refresh" in request.GET)
     except zuora.ZuoraError as exc:
         if not polling:
-            Lookup.record(request.user, tenant, job_id, exc)
+            Lookup.record(request.user, tenant, job_id, error=exc)
         return _error_page(request, tenant, exc, job_id=job_id, polling=polling)
     if not polling:
-        Lookup.record(request.user, tenant, job_id, state)
+        Lookup.record(request.user, tenant, job_id, job=state.job, gone=state.gone)
         if request.session.get("last_tenant") != tenant.slug:  # a session write only on change
             request.session["last_tenant"] = tenant.slug
     return job_response(request, tenant, state)

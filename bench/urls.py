@@ -22,7 +22,7 @@ def floor(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """What the job page does before it renders anything: the tenant check, the stored job and
     the lookup row. The distance from here to the job page is the page itself."""
     state = jobs.fetch_job(tenant, job_id, user=request.user)
-    Lookup.record(request.user, tenant, job_id, state)
+    Lookup.record(request.user, tenant, job_id, job=state.job, gone=state.gone)
     return HttpResponse(f"{state.job.status}\n", content_type="text/plain")
 
 

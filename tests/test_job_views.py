@@ -465,6 +465,8 @@ def test_a_job_zuora_forgot_is_explained_from_what_was_stored(client, simulator_
     assert "younger than Zuora's 180-day retention" in html
     assert "completed</span>" in html
     assert JobSnapshot.objects.get(job_id=sim.MULTI_BATCH_JOB_ID).gone_at is not None
+    looked_up = Lookup.objects.order_by("-pk").first()
+    assert looked_up.outcome == "shown from storage (gone from Zuora)"
 
 
 def test_a_running_job_that_vanishes_stops_polling_under_the_banner(
@@ -774,7 +776,8 @@ def test_each_page_view_is_recorded_once_and_polls_are_not(client, simulator_ten
         ("finance", sim.RUNNING_JOB_ID),
         ("finance", UNKNOWN_JOB),
     ]
-    assert lookups[1].outcome == "failed: not found in Zuora"
+    assert (lookups[0].outcome, lookups[0].job_status) == ("shown", "executing")
+    assert (lookups[1].outcome, lookups[1].job_name) == ("failed: not found in Zuora", "")
 
 
 def test_home_lists_recent_lookups(client, simulator_tenant):
