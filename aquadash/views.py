@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.middleware import HtmxDetails
 
 from aquadash import (
     breaker,
@@ -46,6 +47,12 @@ from aquadash.access import tenant_required
 from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
 from aquadash.models import Download, JobSnapshot, Lookup, Tenant, Watch
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request through django-htmx's middleware, which tells whether htmx sent it."""
+
+    htmx: HtmxDetails
 
 
 @require_GET
@@ -117,7 +124,7 @@ def last_completed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
 
 @require_GET
 @tenant_required
-def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
+def job_page(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """The job's permalink. htmx polls it for the `live` partial until the job is final."""
     polling = bool(request.htmx)
     try:
@@ -133,7 +140,7 @@ def job_page(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     return job_response(request, tenant, state)
 
 
-def job_response(request: HttpRequest, tenant: Tenant, state: jobs.JobState) -> HttpResponse:
+def job_response(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState) -> HttpResponse:
     """The job page, or its `live` section alone for htmx's polls, showing `state`."""
     live = _live_section(request, tenant, state)
     if request.htmx:
@@ -149,7 +156,7 @@ def job_response(request: HttpRequest, tenant: Tenant, state: jobs.JobState) -> 
     return _in_tenant_zone(request, tenant, "job.html", context)
 
 
-def _live_section(request: HttpRequest, tenant: Tenant, state: jobs.JobState) -> str:
+def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState) -> str:
     """The job page's `live` section, which polls replace.
 
     A final job's, served from storage, reads the same for everyone who may see the tenant
@@ -197,7 +204,7 @@ def _live_section(request: HttpRequest, tenant: Tenant, state: jobs.JobState) ->
 
 @require_GET
 @tenant_required
-def job_downloads(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
+def job_downloads(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """Who downloaded or previewed the job's results. The job page loads it after itself, so
     neither the page nor its polls read this trail."""
     context = {
@@ -212,7 +219,7 @@ def job_downloads(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResp
 
 @require_http_methods(["GET", "POST"])
 @tenant_required
-def job_watch(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
+def job_watch(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """Who is watching the job, and the button to watch it or stop. The job page loads it
     after itself, and again when the job ends; POST starts or stops the user's own watch."""
     snapshot = _snapshot_or_404(tenant, job_id)
@@ -248,7 +255,7 @@ def job_watch(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse
 
 @require_GET
 @tenant_required
-def job_compare(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
+def job_compare(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """A stateful job beside the previous run of its session. The job page loads it after
     itself: finding the previous run may ask Zuora."""
     snapshot = _snapshot_or_404(tenant, job_id)
@@ -427,7 +434,9 @@ def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespo
 
 @require_GET
 @tenant_required
-def file_preview(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
+def file_preview(
+    request: HtmxHttpRequest, tenant: Tenant, job_id: str, file_id: str
+) -> HttpResponse:
     """The header and first rows of a result file; reads no more of it than that."""
     job, part = _job_and_part(tenant, job_id, file_id)
     context = {"tenant": tenant, "job": job, "batch": part.batch, "part": part, "file_id": file_id}
@@ -522,7 +531,7 @@ def _in_tenant_zone(
     return response
 
 
-def _page_or_card(template: str, request: HttpRequest) -> str:
+def _page_or_card(template: str, request: HtmxHttpRequest) -> str:
     """The card alone for htmx, which loads it into the job page; else its own page."""
     return f"{template}#card" if request.htmx else template
 
