@@ -37,6 +37,8 @@ class NotDownloadable(zuora.ZuoraError):
 
     http_status = 409
     summary = "not downloadable"
+    title = "Cannot download it that way"
+    next_step = "job"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ class CredentialUnreadable(zuora.ZuoraError):
 
     http_status = 503
     summary = "stored credentials unreadable"
+    title = "Zuora credentials problem"
+    next_step = "admin"
 
 
 def _fernet() -> MultiFernet:

@@ -44,7 +44,6 @@ from aquadash import (
     zuora,
 )
 from aquadash.access import tenant_required
-from aquadash.encryption import CredentialUnreadable
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
 from aquadash.models import Download, JobSnapshot, Lookup, Tenant, Watch
 
@@ -115,7 +114,9 @@ def last_completed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
             f"Zuora has no completed job for partner “{partner}” and project “{project}” in this "
             "tenant. Check both values; they are case-sensitive."
         )
-        return _error_page(request, tenant, exc, job_id="")
+        return _error_page(request, tenant, exc, job_id="", title="No completed job")
+    except zuora.InvalidId as exc:
+        return _error_page(request, tenant, exc, job_id="", title="Check the partner and project")
     except zuora.ZuoraError as exc:
         return _error_page(request, tenant, exc, job_id="")
     jobs.store_job(tenant, job, user=request.user)
@@ -675,26 +676,6 @@ def _search(query: str) -> Q:
     return Q(*(Q(name__icontains=word) for word in words if word))
 
 
-def _error_title(exc: zuora.ZuoraError, job_id: str) -> str:
-    if isinstance(exc, zuora.JobNotFound):
-        return "No such job" if job_id else "No completed job"
-    if isinstance(exc, zuora.InvalidId):
-        return "Not a job ID" if job_id else "Check the partner and project"
-    if isinstance(exc, zuora.RateLimited):
-        return "Zuora asks us to slow down"
-    if isinstance(exc, zuora.ZuoraUnavailable):
-        return "Zuora is not answering"
-    if isinstance(exc, zuora.CredentialsRejected | CredentialUnreadable):
-        return "Zuora credentials problem"
-    if isinstance(exc, zuora.FileNotFound):
-        return "Result file purged by Zuora"
-    if isinstance(exc, zuora.FileTooLarge):
-        return "Result file too large for Zuora"
-    if isinstance(exc, downloads.NotDownloadable):
-        return "Cannot download it that way"
-    return "Zuora's answer could not be used"
-
-
 def _failures(request: HttpRequest) -> int:
     """How many polls in a row have failed, carried in the poll URL for back-off."""
     value = request.GET.get("failures", "0")
@@ -708,15 +689,17 @@ def _error_page(
     *,
     job_id: str,
     polling: bool = False,
+    title: str = "",
 ) -> HttpResponse:
-    """A failure a person can act on, with the status code that names it."""
+    """A failure a person can act on, with the status code that names it; `title` when the
+    error's own does not fit the page."""
     context = {
         "tenant": tenant,
         "job_id": job_id,
         "error": exc,
-        "title": _error_title(exc, job_id),
-        "kind": type(exc).__name__,
-        "final": isinstance(exc, zuora.JobNotFound | zuora.InvalidId),
+        "title": title or exc.title,
+        "no_stored_copy": isinstance(exc, zuora.JobNotFound) and bool(job_id),
+        "final": exc.next_step == "home",  # asking again cannot help: polling stops
         "poll_seconds": job_facts.poll_seconds(_failures(request) + 1, exc),
         "failures": _failures(request) + 1,
         "admin_url": reverse("admin:aquadash_tenant_change", args=[tenant.pk])

@@ -528,6 +528,7 @@ def test_a_purged_file_is_a_404_that_says_to_rerun_the_query(client, simulator_t
     assert response.status_code == 404
     assert "purges result files 3 days after the job completes" in text
     assert "Rerun the query" in text
+    assert "<h1>Result file purged by Zuora</h1>" in text and "Back to the job" in text
     assert "Probably purged by Zuora" in page.decode()
     assert last_download().outcome == Download.Outcome.FAILED
 

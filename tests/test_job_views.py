@@ -488,7 +488,9 @@ def test_an_unknown_job_is_a_404_that_explains_retention(client, simulator_tenan
 
     html = response.content.decode()
     assert response.status_code == 404
-    assert "No such job" in html and "180 days" in html
+    assert "<h1>No such job</h1>" in html and "180 days" in html
+    assert "has no stored copy" in html and "Look up another job" in html
+    assert "Try again" not in html
 
 
 @pytest.mark.parametrize("mode", ["404", "200"])
@@ -525,12 +527,15 @@ def test_each_upstream_failure_has_its_own_page_and_status(
     client, simulator_tenant, simulator, fault, params, status, text
 ):
     simulator.add_fault(fault, job_id=sim.MULTI_BATCH_JOB_ID, times=None, **params)
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
 
-    response = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
+    response = client.get(url)
 
+    html = response.content.decode()
     assert response.status_code == status
-    assert text in response.content.decode()
-    assert "Traceback" not in response.content.decode()
+    assert text in html
+    assert f'<a class="button" href="{url}">Try again' in html
+    assert "Traceback" not in html
 
 
 def test_a_rate_limited_poll_waits_as_long_as_zuora_asked(client, simulator_tenant, simulator):
@@ -594,6 +599,8 @@ def test_rejected_credentials_are_a_502_with_a_link_for_admins(
     assert "ask an admin" in as_member.content.decode().lower()
     assert "Update the credentials" not in as_member.content.decode()
     assert f"/admin/aquadash/tenant/{simulator_tenant.pk}/change/" in as_admin.content.decode()
+    assert "<h1>Zuora credentials problem</h1>" in as_member.content.decode()
+    assert "Try again" not in as_member.content.decode()
 
 
 def test_unreadable_stored_credentials_are_a_503_without_calling_zuora(
@@ -759,7 +766,8 @@ def test_last_completed_job_of_an_unknown_session_is_a_404(client, simulator_ten
 
     html = response.content.decode()
     assert response.status_code == 404
-    assert "No completed job" in html and "partner “no” and project “body”" in html
+    assert "<h1>No completed job</h1>" in html and "partner “no” and project “body”" in html
+    assert "has no stored copy" not in html
 
 
 # --- History and audit --------------------------------------------------------------------------
