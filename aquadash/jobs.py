@@ -218,7 +218,7 @@ def _remember_failure(key: str, exc: zuora.ZuoraError) -> float:
 
 
 def _error_class(name: str) -> type[zuora.ZuoraError]:
-    """The ZuoraError subclass of that name (including ones defined outside zuora.py)."""
+    """The ZuoraError subclass of that name (including ones defined outside the zuora package)."""
     classes = [zuora.ZuoraError]
     while classes:
         cls = classes.pop()

@@ -198,7 +198,7 @@ def test_cached_bearer_tokens_are_stored_encrypted(simulator_tenant):
     conn = simulator_tenant.zuora_connection()
     zuora.get_job(conn, job_id=DOC_FILEID_JOB_ID)
 
-    key = zuora._token_key(conn)
+    key = zuora.client._token_key(conn)
     stored = cache.get(key)
     assert stored.startswith("gAAAAA")
     token = conn.token_cache.get(key)

@@ -509,6 +509,17 @@ def test_a_redirect_is_never_followed(simulator):
         assert metadata_service.count() == 0
 
 
+def test_a_redirect_of_the_sign_in_is_never_followed(simulator):
+    metadata_service = sim.Simulator()
+    with sim.serve(metadata_service) as target:
+        simulator.add_fault("redirect", path="/oauth/token", location=f"{target.url}/oauth/token")
+
+        with pytest.raises(zuora.UnexpectedRedirect, match="redirect"):
+            zuora.get_job(connect(simulator), job_id=EXAMPLE_FILE_JOB)
+
+        assert metadata_service.count() == 0
+
+
 def test_proxy_variables_are_ignored(simulator, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
@@ -621,7 +632,7 @@ def test_no_secret_or_token_reaches_logs_messages_or_reprs(simulator, caplog):
     caplog.set_level(logging.DEBUG)
     good = connect(simulator)
     zuora.get_job(good, job_id=EXAMPLE_FILE_JOB)
-    token = good.token_cache.get(zuora._token_key(good))
+    token = good.token_cache.get(zuora.client._token_key(good))
     bad = connect(simulator, secret=CANARY)
     basic = connect(simulator, method="basic", secret=CANARY)
     errors = []
@@ -642,7 +653,7 @@ def test_no_secret_or_token_reaches_logs_messages_or_reprs(simulator, caplog):
 
 def test_an_answer_about_another_job_is_unreadable(simulator, monkeypatch):
     other = {"id": "f" * 32, "status": "completed", "batches": []}
-    monkeypatch.setattr(zuora, "_call_json", lambda *args, **kwargs: (other, "track"))
+    monkeypatch.setattr(zuora.client, "_call_json", lambda *args, **kwargs: (other, "track"))
 
     with pytest.raises(zuora.UnreadableResponse, match="different job"):
         zuora.get_job(connect(simulator), job_id=EXAMPLE_FILE_JOB)
