@@ -1,7 +1,6 @@
 """The job pages: lookup, permalink, live refresh that stops, stored memory and every error."""
 
 import re
-import threading
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlsplit
 
@@ -10,16 +9,12 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.humanize.templatetags import humanize
 from django.core.cache import cache
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import escape
 
-from aquadash import jobs
 from aquadash import simulator as sim
 from aquadash.models import JobSnapshot, Lookup, Tenant
-from tests.test_query_budgets import writes
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 UNKNOWN_JOB = "0123456789abcdef0123456789abcdef"
@@ -185,20 +180,6 @@ def test_the_poll_answer_carries_the_tab_title_outside_the_swapped_section(
     assert fragment.index("</title>") < fragment.index('<section id="live"')
 
 
-def test_a_final_job_is_served_from_storage_without_calling_zuora(
-    client, simulator_tenant, simulator
-):
-    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
-    client.get(url)
-    next_interval()
-
-    for _ in range(5):
-        assert client.get(url).status_code == 200
-        assert client.get(url, **HTMX).status_code == 200
-
-    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 1
-
-
 def test_a_stored_final_job_is_rendered_once_for_all_who_may_see_it(
     client, simulator_tenant, make_user, outsider_client
 ):
@@ -249,186 +230,6 @@ def test_a_kept_final_job_page_keeps_its_relative_times_current(
     monkeypatch.setattr(humanize, "datetime", Later)
 
     assert "As of 3\xa0hours ago" in client.get(url).content.decode()
-
-
-def test_refresh_from_zuora_asks_again_for_a_final_job(client, simulator_tenant, simulator):
-    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
-    client.get(url)
-    next_interval()
-
-    response = client.get(url + "?refresh=1")
-
-    assert response.status_code == 200
-    assert "Fetched from Zuora just now" in response.content.decode()
-    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
-
-
-def test_refresh_clicks_within_one_interval_share_one_call_to_zuora(
-    client, simulator_tenant, simulator
-):
-    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
-    client.get(url)
-    next_interval()
-
-    for _ in range(10):
-        assert client.get(url + "?refresh=1").status_code == 200
-
-    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
-
-
-def test_refresh_waits_out_zuoras_retry_after(client, simulator_tenant, simulator):
-    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
-    client.get(url)
-    next_interval()
-    simulator.add_fault("rate_limited", job_id=sim.DOC_FILEID_JOB_ID, seconds=600, times=None)
-
-    pages = [client.get(url + "?refresh=1") for _ in range(10)]
-
-    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2  # the first view and one refresh
-    assert all(page.status_code == 200 for page in pages)
-    assert "Zuora is limiting requests" in pages[-1].content.decode()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_forty_refresh_clicks_at_once_cost_one_call_to_zuora(
-    simulator_tenant, make_user, simulator
-):
-    user = make_user("clicker", groups=simulator_tenant.groups.all())
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID) + "?refresh=1"
-
-    statuses = at_once([user] * 40, lambda client: client.get(url))
-
-    assert statuses == [200] * 40
-    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
-
-
-def test_a_wait_for_another_requests_answer_is_short(client, simulator_tenant, settings):
-    settings.AQUADASH_WAIT_SECONDS = 0.2
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    client.get(url)
-    next_interval()
-    cache.add(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}:lock", 1, 30)  # a slow Zuora call
-
-    page = client.get(url)
-    first_look = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
-    cache.add(f"job:{simulator_tenant.pk}:{sim.SUBMITTED_JOB_ID}:lock", 1, 30)
-    nothing_yet = client.get(job_url(simulator_tenant, sim.SUBMITTED_JOB_ID))
-
-    assert page.status_code == 200 and "refreshing…" in page.content.decode()
-    assert first_look.status_code == 200
-    assert nothing_yet.status_code == 504
-    assert "still asking" in nothing_yet.content.decode()
-
-
-def test_a_retry_after_of_centuries_is_taken_as_an_hour(client, simulator_tenant, simulator):
-    simulator.add_fault("rate_limited", seconds=99999999999999999)
-
-    response = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
-
-    assert response.status_code == 503
-    assert response["Retry-After"] == "3600"
-
-
-def test_polls_within_one_interval_share_one_call_to_zuora(client, simulator_tenant, simulator):
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-
-    for _ in range(10):
-        assert polls(client.get(url, **HTMX).content.decode())
-
-    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
-
-
-def test_zuora_saying_the_same_again_rewrites_only_when_it_was_asked(
-    client, simulator_tenant, simulator
-):
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    client.get(url)
-    first = JobSnapshot.objects.get(job_id=sim.RUNNING_JOB_ID)
-    next_interval()
-
-    with CaptureQueriesContext(connection) as queries:
-        client.get(url, **HTMX)
-
-    again = JobSnapshot.objects.get(job_id=sim.RUNNING_JOB_ID)
-    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 2
-    assert again.raw == first.raw and again.last_fetched_at > first.last_fetched_at
-    assert again.track_id != first.track_id
-    writes = [q["sql"] for q in queries if q["sql"].startswith(("UPDATE", "INSERT"))]
-    assert len(writes) == 1 and writes[0].startswith('UPDATE "aquadash_jobsnapshot"')
-    assert '"raw"' not in writes[0]  # the job's JSON is not written again
-
-
-def test_while_another_server_asks_zuora_the_last_known_state_is_served(
-    client, simulator_tenant, simulator
-):
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    client.get(url)
-    next_interval()
-    cache.add(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}:lock", 1, 30)
-
-    response = client.get(url, **HTMX)
-
-    assert response.status_code == 200 and polls(response.content.decode())
-    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
-
-
-def at_once(people: list, request) -> list[int]:
-    """The status of one request per person, all sent at the same moment from threads."""
-    statuses = []
-    start = threading.Barrier(len(people), timeout=30)
-
-    def one(person) -> None:
-        try:
-            client = Client()
-            client.force_login(person)
-            start.wait()
-            statuses.append(request(client).status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one, args=(person,)) for person in people]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
-
-
-@pytest.mark.django_db(transaction=True)
-def test_many_concurrent_watchers_cause_one_call_to_zuora(simulator_tenant, make_user, simulator):
-    watcher = make_user("watcher", groups=simulator_tenant.groups.all())
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-
-    statuses = at_once([watcher] * 12, lambda client: client.get(url, **HTMX))
-
-    assert statuses == [200] * 12
-    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_twenty_people_opening_a_running_job_at_once_all_see_it(
-    simulator_tenant, make_user, simulator
-):
-    people = [make_user(f"person{n}", groups=simulator_tenant.groups.all()) for n in range(20)]
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-
-    statuses = at_once(people, lambda client: client.get(url))
-
-    assert statuses == [200] * 20
-    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
-    assert Lookup.objects.count() == 20
-
-
-def test_a_request_served_another_requests_answer_does_not_store_it_again(client, simulator_tenant):
-    client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
-    cached = cache.get(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}")
-
-    # As a request does that read no stored job, then waited while another stored it.
-    with CaptureQueriesContext(connection) as queries:
-        state = jobs._state_from_cache(simulator_tenant, cached, None)
-
-    assert state.snapshot.job_id == sim.RUNNING_JOB_ID
-    assert writes(queries) == []
 
 
 def test_a_passing_error_while_polling_keeps_the_last_state_and_backs_off(
@@ -686,162 +487,7 @@ def test_polls_do_not_extend_the_session(client, simulator_tenant):
     assert "sessionid" not in response.cookies
 
 
-# --- Lookup -------------------------------------------------------------------------------------
-
-
-def test_lookup_lands_on_the_permalink(client, simulator_tenant):
-    response = client.get("/", {"tenant": "sim", "job": f"  {sim.MULTI_BATCH_JOB_ID.upper()} "})
-
-    assert response.status_code == 302
-    assert response["Location"] == job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        f"https://rest.zuora.com/v1/batch-query/jobs/{sim.ZIP_JOB_ID}",
-        f'curl -H "Authorization: Bearer x" "https://rest.zuora.com/v1/batch-query/jobs/{sim.ZIP_JOB_ID}"',
-    ],
-)
-def test_a_pasted_zuora_address_opens_the_job_in_the_chosen_tenant(client, simulator_tenant, text):
-    response = client.get("/", {"tenant": "sim", "job": text})
-
-    assert response["Location"] == job_url(simulator_tenant, sim.ZIP_JOB_ID)
-
-
-def test_a_pasted_job_link_opens_that_job(client, simulator_tenant):
-    link = f"https://aquadash.example.com{job_url(simulator_tenant, sim.ZIP_JOB_ID)}?x=1"
-
-    response = client.get("/", {"tenant": "sim", "job": link})
-
-    assert response["Location"] == job_url(simulator_tenant, sim.ZIP_JOB_ID)
-
-
-@pytest.mark.parametrize("text", ["hello", "12345", "", "402881824835bb2a01483c19f7d7025g"])
-def test_a_bad_job_id_in_the_form_is_a_form_error(client, simulator_tenant, simulator, text):
-    response = client.get("/", {"tenant": "sim", "job": text})
-
-    assert response.status_code == 400
-    assert simulator.count() == 0
-
-
-def test_the_form_offers_only_tenants_the_user_may_see(client, simulator_tenant, make_tenant):
-    make_tenant("secret-tenant")
-
-    response = client.get("/", {"tenant": "secret-tenant", "job": sim.MULTI_BATCH_JOB_ID})
-
-    assert response.status_code == 400
-    assert "Secret Tenant" not in response.content.decode()
-
-
-def test_the_last_completed_form_remembers_the_last_tenant_and_lookup_asks_any(
-    client, simulator_tenant, make_tenant
-):
-    other = make_tenant("other", groups=simulator_tenant.groups.all())
-    client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
-
-    html = client.get("/").content.decode()
-
-    lookup, last_completed = html.split('id="last_completed_tenant"')
-    assert '<option value="*" selected>Any tenant I can see</option>' in lookup
-    assert re.search(r'<option value="sim" selected>', last_completed)
-    assert other.name in html
-
-
-def test_last_completed_job_opens_its_page(client, simulator_tenant):
-    response = client.get(
-        "/",
-        {"tenant": "sim", "partner": sim.DEMO_PARTNER, "project": sim.DEMO_PROJECT},
-        follow=True,
-    )
-
-    assert response.redirect_chain[-1][0] == job_url(simulator_tenant, sim.INCREMENTAL_JOB_ID)
-    assert response.status_code == 200
-
-
-def test_last_completed_job_of_an_unknown_session_is_a_404(client, simulator_tenant):
-    response = client.get(
-        f"/t/{simulator_tenant.slug}/last-completed/", {"partner": "no", "project": "body"}
-    )
-
-    html = response.content.decode()
-    assert response.status_code == 404
-    assert "<h1>No completed job</h1>" in html and "partner “no” and project “body”" in html
-    assert "has no stored copy" not in html
-
-
 # --- History and audit --------------------------------------------------------------------------
-
-
-def test_each_page_view_is_recorded_once_and_polls_are_not(client, simulator_tenant):
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    client.get(url)
-    client.get(url, **HTMX)
-    client.get(job_url(simulator_tenant, UNKNOWN_JOB))
-
-    lookups = Lookup.objects.order_by("at")
-    assert [(lookup.username, lookup.job_id) for lookup in lookups] == [
-        ("finance", sim.RUNNING_JOB_ID),
-        ("finance", UNKNOWN_JOB),
-    ]
-    assert (lookups[0].outcome, lookups[0].job_status) == ("shown", "executing")
-    assert (lookups[1].outcome, lookups[1].job_name) == ("failed: not found in Zuora", "")
-
-
-def test_home_lists_recent_lookups(client, simulator_tenant):
-    client.get(job_url(simulator_tenant, sim.ZIP_JOB_ID))
-    client.get(job_url(simulator_tenant, sim.GZIP_JOB_ID))
-
-    html = client.get("/").content.decode()
-
-    assert html.index(sim.GZIP_JOB_ID) < html.index(sim.ZIP_JOB_ID)
-
-
-def test_recent_lookups_show_each_job_as_it_is_now(client, simulator_tenant, sim_clock):
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-    client.get(url)
-    sim_clock.advance(600)
-    next_interval()
-    client.get(url, **HTMX)
-
-    html = client.get("/").content.decode()
-
-    assert ">completed</span>" in html and ">executing</span>" not in html
-
-
-def test_tenant_jobs_can_be_searched_and_filtered(client, simulator_tenant, make_tenant):
-    for job_id in [sim.MULTI_BATCH_JOB_ID, sim.ERROR_JOB_ID, sim.RUNNING_JOB_ID]:
-        client.get(job_url(simulator_tenant, job_id))
-    url = f"/t/{simulator_tenant.slug}/jobs/"
-
-    everything = client.get(url).content.decode()
-    errors = client.get(url, {"status": "error"}).content.decode()
-    by_id = client.get(url, {"q": f" {sim.RUNNING_JOB_ID.upper()} "}).content.decode()
-    by_name = client.get(url, {"q": "finance EXPORT"}).content.decode()
-
-    assert all(job_id in everything for job_id in [sim.MULTI_BATCH_JOB_ID, sim.ERROR_JOB_ID])
-    assert sim.ERROR_JOB_ID in errors and sim.MULTI_BATCH_JOB_ID not in errors
-    assert sim.RUNNING_JOB_ID in by_id and sim.MULTI_BATCH_JOB_ID not in by_id
-    assert sim.RUNNING_JOB_ID in by_name and sim.ERROR_JOB_ID not in by_name
-
-
-def test_tenant_jobs_are_paginated_on_the_server(client, simulator_tenant):
-    JobSnapshot.objects.bulk_create(
-        JobSnapshot(
-            tenant=simulator_tenant,
-            job_id=f"{n:032x}",
-            name=f"job {n}",
-            status="completed",
-            raw={},
-            last_fetched_at="2026-01-01T00:00:00Z",
-        )
-        for n in range(120)
-    )
-
-    html = client.get(f"/t/{simulator_tenant.slug}/jobs/", {"page": 3}).content.decode()
-
-    assert "Page 3 of 3" in html
-    assert html.count("<tr>") == 21  # the header and the last 20 jobs
 
 
 # --- Raw JSON, curl, segments -------------------------------------------------------------------
@@ -1046,42 +692,6 @@ def test_a_first_lookup_rate_limited_is_not_retried_before_retry_after(
 
     assert again.status_code == 503 and again["Retry-After"] == "60"
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == calls
-
-
-def test_with_the_shared_cache_down_pages_still_work(client, simulator_tenant, settings):
-    settings.CACHES = REDIS_DOWN
-
-    page = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
-    poll = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID), **HTMX)
-
-    assert page.status_code == poll.status_code == 200
-    assert polls(poll.content.decode())
-
-
-def test_with_the_shared_cache_down_each_process_still_asks_zuora_once_per_interval(
-    client, simulator_tenant, simulator, settings
-):
-    settings.CACHES = REDIS_DOWN
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
-
-    for _ in range(5):
-        assert polls(client.get(url, **HTMX).content.decode())
-
-    assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
-
-
-def test_sessions_cached_in_a_redis_that_is_down_come_from_the_database(
-    simulator_tenant, make_user, settings
-):
-    settings.SESSION_ENGINE = "aquadash.sessions"  # as with REDIS_URL
-    settings.CACHES = REDIS_DOWN
-    client = Client()
-    client.force_login(make_user("finance", groups=simulator_tenant.groups.all()))
-
-    page = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
-    again = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
-
-    assert page.status_code == again.status_code == 200
 
 
 def test_the_favicon_is_served_to_anyone():
