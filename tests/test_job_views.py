@@ -487,9 +487,6 @@ def test_polls_do_not_extend_the_session(client, simulator_tenant):
     assert "sessionid" not in response.cookies
 
 
-# --- History and audit --------------------------------------------------------------------------
-
-
 # --- Raw JSON, curl, segments -------------------------------------------------------------------
 
 
