@@ -47,6 +47,11 @@ from aquadash.access import tenant_required
 from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
 from aquadash.models import Download, JobSnapshot, Lookup, Tenant, Watch
 
+# The largest final job section each process keeps rendered. The fragment cache holds up to
+# 1,000 entries and a page of 100 batches of 100 segments is 0.4 MB; 128 KB still keeps a job
+# of Zuora's 50 queries (about 100 KB) and holds these entries under 128 MB at worst.
+KEEP_LIVE_BYTES = 128 * 1024
+
 
 class HtmxHttpRequest(HttpRequest):
     """A request through django-htmx's middleware, which tells whether htmx sent it."""
@@ -198,7 +203,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
     }
     with timezone.override(tenant.zoneinfo):
         live = render_to_string("job.html#live", context, request)
-    if key:
+    if key and len(live) <= KEEP_LIVE_BYTES:
         caches["template_fragments"].set(key, live, 60)
     return live
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from aquadash import simulator as sim
+from aquadash import views
 from aquadash.models import JobSnapshot, Lookup, Tenant
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -194,6 +195,19 @@ def test_a_stored_final_job_is_rendered_once_for_all_who_may_see_it(
     assert "live" not in [template.name for template in response.templates]
     assert "Month-end extract" in response.content.decode()
     assert outsider_client.get(url).status_code == 404
+
+
+def test_a_final_job_section_too_big_to_keep_is_rendered_each_time(
+    client, simulator_tenant, monkeypatch
+):
+    monkeypatch.setattr(views, "KEEP_LIVE_BYTES", 10_000)  # the month-end extract's is 12 kB
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    client.get(url)
+
+    response = client.get(url)
+
+    assert "live" in [template.name for template in response.templates]
 
 
 def test_a_kept_final_job_shows_a_renamed_tenant_and_a_vanished_job_at_once(
