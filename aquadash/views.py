@@ -174,7 +174,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
     if state.is_final and not (state.from_zuora or state.error or state.refreshing):
         snapshot = state.snapshot
         shows = [
-            *(tenant.pk, tenant.slug, tenant.name, tenant.environment, tenant.time_zone),
+            *(tenant.pk, tenant.updated_at),  # its name, zone, base URL, entity and sign-in
             *(snapshot.job_id, snapshot.last_fetched_at, snapshot.gone_at, snapshot.record_counts),
             *(request.GET.get("page"), bool(request.htmx), request.scheme, request.get_host()),
             int(timezone.now().timestamp() // 60),

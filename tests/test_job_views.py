@@ -217,9 +217,12 @@ def test_a_kept_final_job_shows_a_renamed_tenant_and_a_vanished_job_at_once(
     client.get(url)
     client.get(url)
     simulator_tenant.name = "Renamed tenant"
+    simulator_tenant.entity_id = "entity-2"
     simulator_tenant.save()
 
-    assert "<strong>Renamed tenant</strong>" in client.get(url).content.decode()
+    html = client.get(url).content.decode()
+    assert "<strong>Renamed tenant</strong>" in html
+    assert "Zuora-Entity-Ids: entity-2" in html  # in Copy as curl
 
     simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
     next_interval()
