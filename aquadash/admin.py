@@ -303,7 +303,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 class DeliveryInline(admin.TabularInline):
     model = Delivery
-    fields = ["channel", "recipient", "status", "attempts", "last_error", "sent_at"]
+    fields = ["channel", "recipient", "status", "attempts", "last_error", "claimed_at", "sent_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False

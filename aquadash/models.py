@@ -612,6 +612,9 @@ class Delivery(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker last took it to send."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -2,7 +2,8 @@
 
 Each notification is a Delivery row, made once when a watch ends (watching.py). A worker sends
 it only after claiming it with a conditional UPDATE, so however many workers run, it goes out
-once; a failure is tried again with growing waits, then recorded as "could not notify".
+once; a claim left by a worker that stopped mid-send lapses after CLAIM, and the notification
+is sent again. A failure is tried again with growing waits, then recorded as "could not notify".
 
 A message holds the job's name, final status, record counts, how long it ran and its link:
 never a query's text and never a secret. The webhook's URL is a secret (anyone holding it can
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.tasks import task
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -36,6 +37,11 @@ logger = logging.getLogger(__name__)
 # AQUADASH_WEBHOOK_HOSTS is the operator's choice, perhaps an internal chat server.
 PROVIDER_HOSTS = ("hooks.slack.com", "chat.googleapis.com", "discord.com", ".webhook.office.com")
 WEBHOOK_TIMEOUT = (3.05, 10.0)  # connect, read
+# How long a worker's claim on a delivery holds. A send gives up within seconds (the mail
+# server's and the webhook's timeouts), so a delivery still "being sent" this long after its
+# claim was taken by a worker that stopped mid-send: it is sent again, since a notification
+# that might go out twice is better than one that never does.
+CLAIM = timedelta(minutes=10)
 
 
 class NotifyFailed(Exception):
@@ -214,10 +220,17 @@ def deliver(delivery_id: int) -> str:
 
 
 def _attempt(delivery_id: int, *, queue_retry: bool) -> str:
-    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
-        status=Delivery.Status.SENDING, attempts=F("attempts") + 1
-    )
+    now = timezone.now()
+    lapsed_claim = Q(status=Delivery.Status.SENDING, claimed_at__lt=now - CLAIM)
+    claimed = Delivery.objects.filter(
+        Q(status=Delivery.Status.PENDING) | lapsed_claim, pk=delivery_id
+    ).update(status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     if not claimed:
+        sending = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.SENDING)
+        if queue_retry and (claimed_at := sending.values_list("claimed_at", flat=True).first()):
+            # Should the worker sending it stop, this is the task that will find out.
+            deliver.using(run_after=claimed_at + CLAIM).enqueue(delivery_id)
+            return "being sent by another worker"
         return "not pending"
     delivery = Delivery.objects.select_related("watch__tenant", "watch__user").get(pk=delivery_id)
     try:

@@ -628,6 +628,32 @@ def test_a_delivery_is_sent_once_however_often_it_is_run(simulator_tenant, finan
     assert len(mail.outbox) == 1
 
 
+def test_a_delivery_left_being_sent_by_a_stopped_worker_is_sent_when_its_claim_lapses(
+    simulator_tenant, finance
+):
+    watch_row = ended_watch(simulator_tenant, finance)
+    delivery = Delivery.objects.create(
+        watch=watch_row,
+        channel="email",
+        recipient=finance.email,
+        status=Delivery.Status.SENDING,  # as a worker killed mid-send leaves it
+        claimed_at=timezone.now(),
+        attempts=1,
+    )
+
+    assert notifications.deliver.call(delivery.pk) == "being sent by another worker"
+    assert mail.outbox == []
+    check = DBTaskResult.objects.get(task_path="aquadash.notifications.deliver")
+    assert check.run_after == delivery.claimed_at + notifications.CLAIM
+
+    Delivery.objects.update(claimed_at=timezone.now() - notifications.CLAIM)  # the check is due
+
+    assert notifications.deliver.call(delivery.pk) == "sent"
+    assert len(mail.outbox) == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.SENT, 2)
+
+
 # --- Two real workers ------------------------------------------------------------------------
 
 
