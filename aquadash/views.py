@@ -2,6 +2,7 @@ import json
 import re
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import IO
 from urllib.parse import urlencode
 
@@ -167,17 +168,23 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
 
     A final job's, served from storage, reads the same for everyone who may see the tenant
     until what we stored of it changes, so each process keeps it rendered for a minute, keyed
-    on everything it shows: its relative times ("3 hours ago") may be up to a minute behind,
-    its facts never.
+    on everything it shows: its relative times may be up to a minute behind, its facts never.
+    Only once its newest time is a minute old, so those times already count in minutes
+    ("3 minutes ago"), not seconds.
     """
     key = None
-    if state.is_final and not (state.from_zuora or state.error or state.refreshing):
-        snapshot = state.snapshot
+    snapshot, now = state.snapshot, timezone.now()
+    newest = max(filter(None, (state.fetched_at, snapshot.gone_at)))
+    if (
+        state.is_final
+        and not (state.from_zuora or state.error or state.refreshing)
+        and now - newest >= timedelta(minutes=1)
+    ):
         shows = [
             *(tenant.pk, tenant.updated_at),  # its name, zone, base URL, entity and sign-in
             *(snapshot.job_id, snapshot.last_fetched_at, snapshot.gone_at, snapshot.record_counts),
             *(request.GET.get("page"), bool(request.htmx), request.scheme, request.get_host()),
-            int(timezone.now().timestamp() // 60),
+            int(now.timestamp() // 60),
         ]
         key = make_template_fragment_key("final-job", shows)
         if (live := caches["template_fragments"].get(key)) is not None:

@@ -46,6 +46,13 @@ def polls(html: str) -> bool:
     return 'hx-trigger="poll"' in html and "data-poll=" in html
 
 
+def stored_a_while_ago(job_id: str, *, field: str = "last_fetched_at") -> None:
+    """As if the job had been stored (or, with `field="gone_at"`, found gone) two minutes ago:
+    a final job's page is then kept rendered."""
+    earlier = timezone.now() - timedelta(minutes=2)
+    JobSnapshot.objects.filter(job_id=job_id).update(**{field: earlier})
+
+
 @pytest.fixture
 def client(finance_client: Client) -> Client:
     """Signed in as a member of the simulator tenant's group, not as a superuser."""
@@ -186,6 +193,7 @@ def test_a_stored_final_job_is_rendered_once_for_all_who_may_see_it(
 ):
     url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
     client.get(url)  # from Zuora
+    stored_a_while_ago(sim.MULTI_BATCH_JOB_ID)
     client.get(url)  # from storage: rendered and kept
     colleague = Client()
     colleague.force_login(make_user("colleague", groups=simulator_tenant.groups.all()))
@@ -197,12 +205,23 @@ def test_a_stored_final_job_is_rendered_once_for_all_who_may_see_it(
     assert outsider_client.get(url).status_code == 404
 
 
+def test_a_final_job_stored_seconds_ago_is_rendered_each_time(client, simulator_tenant):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    client.get(url)
+
+    response = client.get(url)
+
+    assert "live" in [template.name for template in response.templates]
+
+
 def test_a_final_job_section_too_big_to_keep_is_rendered_each_time(
     client, simulator_tenant, monkeypatch
 ):
     monkeypatch.setattr(views, "KEEP_LIVE_BYTES", 10_000)  # the month-end extract's is 12 kB
     url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
     client.get(url)
+    stored_a_while_ago(sim.MULTI_BATCH_JOB_ID)
     client.get(url)
 
     response = client.get(url)
@@ -215,6 +234,7 @@ def test_a_kept_final_job_shows_a_renamed_tenant_and_a_vanished_job_at_once(
 ):
     url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
     client.get(url)
+    stored_a_while_ago(sim.MULTI_BATCH_JOB_ID)
     client.get(url)
     simulator_tenant.name = "Renamed tenant"
     simulator_tenant.entity_id = "entity-2"
@@ -227,6 +247,7 @@ def test_a_kept_final_job_shows_a_renamed_tenant_and_a_vanished_job_at_once(
     simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
     next_interval()
     client.get(url + "?refresh=1")
+    stored_a_while_ago(sim.MULTI_BATCH_JOB_ID, field="gone_at")
     assert "Zuora no longer has this job" in client.get(url).content.decode()
 
 
@@ -235,7 +256,8 @@ def test_a_kept_final_job_page_keeps_its_relative_times_current(
 ):
     url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
     client.get(url)
-    assert "As of " in client.get(url).content.decode()
+    stored_a_while_ago(sim.MULTI_BATCH_JOB_ID)
+    assert "As of 2\xa0minutes ago" in client.get(url).content.decode()
     later = timezone.now() + timedelta(hours=3)
 
     class Later(datetime):  # humanize's clock
