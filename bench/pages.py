@@ -11,7 +11,8 @@ alternating order so that the machine's noise falls on every page alike:
             page: the job page's queries alone
   render    /bench/render/: the job page as it renders it, from a job read once per process and
             no query beyond bare's: the job page's rendering alone
-  job page  a stored completed job, the simulator's 4-batch "Month-end extract"
+  job page  a stored completed job, the simulator's 4-batch "Month-end extract", stored an
+            hour before, as a shared link is mostly opened
   poll      a running job's fragment, as htmx asks for it (HX-Request: true)
   home      the home page
 
@@ -89,6 +90,28 @@ def count_queries(env: dict[str, str]) -> dict[str, list[int]]:
     return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
+# A completed job's page is mostly opened long after it was stored (links in tickets and chats);
+# the first minute after a fetch, when its times still count seconds, is not what it serves.
+STORED_AN_HOUR_AGO = """
+from datetime import timedelta
+from django.utils import timezone
+from aquadash.models import JobSnapshot
+JobSnapshot.objects.filter(is_final=True).update(
+    last_fetched_at=timezone.now() - timedelta(hours=1)
+)
+"""
+
+
+def stored_an_hour_ago(env: dict[str, str]) -> None:
+    subprocess.run(
+        [*MANAGE, "shell", "-c", STORED_AN_HOUR_AGO],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -117,6 +140,7 @@ def main() -> None:
         for job_id in (COMPLETED_JOB_ID, RUNNING_JOB_ID):  # stored, as a first visit leaves them
             session.get(f"{running.base}/t/bench/jobs/{job_id}/", timeout=30).raise_for_status()
         headers = {"Cookie": cookie_header(session)}
+        stored_an_hour_ago(running.env)
 
         def answers_200() -> None:
             for path, extra in PAGES.values():
