@@ -158,7 +158,6 @@ def job_response(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState)
         "tenant": tenant,
         "job": state.job,
         "live": live,
-        "has_files": any(batch.file_ids for batch in state.job.batches),
     }
     return _in_tenant_zone(request, tenant, "job.html", context)
 
@@ -202,7 +201,6 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
         "poll_seconds": job_facts.poll_seconds(failures, state.error),
         "failures": failures,
         "curl": job_facts.curl_command(tenant, state.job.id),
-        "has_files": any(batch.file_ids for batch in state.job.batches),
         "pgp": state.job.encrypted.lower() == "pgp",
         "file_extension": downloads.extension(state.job),
         "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,

@@ -306,6 +306,20 @@ def test_a_whole_job_downloads_as_one_zip_of_csvs(client, simulator_tenant, simu
     assert len(JobSnapshot.objects.get(job_id=sim.ZIP_JOB_ID).record_counts) == 2
 
 
+def test_only_a_job_with_result_files_offers_them(client, simulator_tenant):
+    with_files = client.get(f"/t/{simulator_tenant.slug}/jobs/{sim.ZIP_JOB_ID}/").content.decode()
+    # Ended in error with its one batch never run: nothing to download.
+    without = client.get(f"/t/{simulator_tenant.slug}/jobs/{sim.ERROR_JOB_ID}/").content.decode()
+
+    for job_id, page, offered in [
+        (sim.ZIP_JOB_ID, with_files, True),
+        (sim.ERROR_JOB_ID, without, False),
+    ]:
+        assert ("Download all as zip" in page) is offered
+        assert (f"/jobs/{job_id}/download.zip" in page) is offered
+        assert (f"/jobs/{job_id}/downloads/" in page) is offered
+
+
 def test_an_encrypted_jobs_zip_holds_its_parts_as_they_are(client, simulator_tenant, simulator):
     raw = looked_up(client, simulator_tenant, sim.PGP_JOB_ID)
 

@@ -92,6 +92,11 @@ class Job:
     def is_stateful(self) -> bool:
         return bool(self.partner and self.project)
 
+    @property
+    def has_files(self) -> bool:
+        """Some batch has result files to download."""
+        return any(batch.file_ids for batch in self.batches)
+
 
 def normalize_id(value: str) -> str:
     """What people paste: spaces, upper case, stray quotes. Returns the candidate ID."""
