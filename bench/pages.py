@@ -7,6 +7,7 @@ loads each of these for --seconds, signed in, over keep-alive connections, round
 alternating order so that the machine's noise falls on every page alike:
 
   bare      /bench/bare/
+  tenant    /bench/tenant/: bare and the tenant check every tenant's page makes, one query
   floor     /bench/floor/: the job page's queries (tenant check, stored job, lookup row) and no
             page: the job page's queries alone
   render    /bench/render/: the job page as it renders it, from a job read once per process and
@@ -51,6 +52,7 @@ RUNNING_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000102"
 HTMX = {"HX-Request": "true"}
 PAGES = {
     "bare": ("/bench/bare/", {}),
+    "tenant": ("/bench/tenant/bench/", {}),
     "floor": (f"/bench/floor/bench/{COMPLETED_JOB_ID}/", {}),
     "render": (f"/bench/render/bench/{COMPLETED_JOB_ID}/", {}),
     "job page": (f"/t/bench/jobs/{COMPLETED_JOB_ID}/", {}),

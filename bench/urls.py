@@ -1,5 +1,5 @@
-"""aquadash's URLs, /bench/bare/, /bench/floor/ and /bench/render/, for bench/pages.py only (see
-bench/settings.py)."""
+"""aquadash's URLs, /bench/bare/, /bench/tenant/, /bench/floor/ and /bench/render/, for
+bench/pages.py only (see bench/settings.py)."""
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +15,12 @@ def bare(request: HttpRequest) -> HttpResponse:
     """As little as a signed-in Django view does: the middleware reads the session and the
     user, and the view answers a few bytes."""
     return HttpResponse("signed in\n", content_type="text/plain")
+
+
+@tenant_required
+def tenant(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+    """Bare and the one check every tenant's page makes: what a single query costs."""
+    return HttpResponse(f"{tenant.slug}\n", content_type="text/plain")
 
 
 @tenant_required
@@ -44,6 +50,7 @@ def render(request: HttpRequest, tenant_slug: str, job_id: str) -> HttpResponse:
 
 urlpatterns = [
     path("bench/bare/", bare),
+    path("bench/tenant/<slug:tenant_slug>/", tenant),
     path("bench/floor/<slug:tenant_slug>/<str:job_id>/", floor),
     path("bench/render/<slug:tenant_slug>/<str:job_id>/", render),
     path("", include("aquadash.urls")),
