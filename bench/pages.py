@@ -19,7 +19,10 @@ alternating order so that the machine's noise falls on every page alike:
 
 It prints each page's requests per second, its ratio to bare in the same round (the median over
 rounds; targets: job page >= 0.6, home >= 0.5) and the SQL queries and writes one request makes
-(counted with Django's query capture in a separate process on the same database).
+(counted with Django's query capture in a separate process on the same database). Beside them,
+each page's CPU time a request in one process with no server around it (Django's WSGI handler
+called directly, on the same database and Redis), so that what a page adds to bare, query by
+query, reads without the server's own cost or the noise of the load.
 
     .venv/bin/python bench/pages.py                     # 3 rounds of 5 s a page
     .venv/bin/python bench/pages.py --rounds 5 --seconds 10 --client python
@@ -84,13 +87,37 @@ print(json.dumps(counts))
 """
 
 
-def count_queries(env: dict[str, str]) -> dict[str, list[int]]:
-    code = f"PAGES = {json.dumps(json.dumps(PAGES))}\n{COUNT_QUERIES}"
-    done = subprocess.run(
-        [*MANAGE, "shell", "-c", code], cwd=ROOT, env=env, check=True, capture_output=True
-    )
-    return json.loads(done.stdout.decode().strip().splitlines()[-1])
-
+# Run by `manage.py shell` against the benchmark's database, after the load: each page's CPU
+# time per request in one process, through Django's WSGI handler with no server around it and
+# nothing else competing for the GIL. Differences between pages are then the cost of what they
+# add to bare: a query, the page, the lookup row.
+CPU_PER_REQUEST = """
+import io, json, statistics, time
+from django.core.handlers.wsgi import WSGIHandler
+app = WSGIHandler()
+def get(path, headers):
+    environ = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "HTTP_HOST": "127.0.0.1",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_COOKIE": COOKIE, "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(), "wsgi.errors": io.StringIO(),
+        **{"HTTP_" + key.upper().replace("-", "_"): value for key, value in headers.items()},
+    }
+    answered = []
+    b"".join(app(environ, lambda status, headers, *_: answered.append(status)))
+    assert answered[0].startswith("200"), (path, answered)
+milliseconds = {}
+for round_ in range(ROUNDS):
+    for name, (path, headers) in json.loads(PAGES).items():
+        for _ in range(20):
+            get(path, headers)
+        began = time.process_time()
+        for _ in range(REQUESTS):
+            get(path, headers)
+        spent = (time.process_time() - began) * 1000 / REQUESTS
+        milliseconds.setdefault(name, []).append(spent)
+print(json.dumps({name: statistics.median(ms) for name, ms in milliseconds.items()}))
+"""
 
 # A completed job's page is mostly opened long after it was stored (links in tickets and chats);
 # the first minute after a fetch, when its times still count seconds, is not what it serves.
@@ -101,17 +128,18 @@ from aquadash.models import JobSnapshot
 JobSnapshot.objects.filter(is_final=True).update(
     last_fetched_at=timezone.now() - timedelta(hours=1)
 )
+print("{}")
 """
 
 
-def stored_an_hour_ago(env: dict[str, str]) -> None:
-    subprocess.run(
-        [*MANAGE, "shell", "-c", STORED_AN_HOUR_AGO],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
+def in_django(code: str, env: dict[str, str], **names: object) -> dict:
+    """What `code` prints last, as JSON, run by `manage.py shell` in the server's environment
+    with `names` defined."""
+    code = "".join(f"{name} = {value!r}\n" for name, value in names.items()) + code
+    done = subprocess.run(
+        [*MANAGE, "shell", "-c", code], cwd=ROOT, env=env, check=True, capture_output=True
     )
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -142,7 +170,7 @@ def main() -> None:
         for job_id in (COMPLETED_JOB_ID, RUNNING_JOB_ID):  # stored, as a first visit leaves them
             session.get(f"{running.base}/t/bench/jobs/{job_id}/", timeout=30).raise_for_status()
         headers = {"Cookie": cookie_header(session)}
-        stored_an_hour_ago(running.env)
+        in_django(STORED_AN_HOUR_AGO, running.env)
 
         def answers_200() -> None:
             for path, extra in PAGES.values():
@@ -151,7 +179,7 @@ def main() -> None:
                     raise SystemExit(f"{path} answered {response.status_code}, not a page")
 
         answers_200()
-        queries = count_queries(running.env)
+        queries = in_django(COUNT_QUERIES, running.env, PAGES=json.dumps(PAGES))
         for path, extra in PAGES.values():  # warm up: templates, connections, caches
             hammer(
                 running.base + path,
@@ -174,6 +202,14 @@ def main() -> None:
                 rates[name].append(rate)
                 failed += errors
         answers_200()
+        cpu = in_django(
+            CPU_PER_REQUEST,
+            running.env,
+            PAGES=json.dumps(PAGES),
+            COOKIE=headers["Cookie"],
+            ROUNDS=args.rounds,
+            REQUESTS=200,
+        )
 
     ratios = {
         name: statistics.median(
@@ -185,20 +221,26 @@ def main() -> None:
         f"## Pages: requests per second against a bare signed-in view, {args.rounds} rounds of "
         f"{args.seconds} s a page, {args.connections} connections, client {args.client}\n"
     )
-    print("| page | requests/s (median) | ratio to bare (median) | SQL queries (writes) |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| page | requests/s (median) | ratio to bare (median) | CPU ms a request, one process "
+        "| bare's CPU over this | SQL queries (writes) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for name in PAGES:
         count, writes = queries[name]
         print(
             f"| {name} | {statistics.median(rates[name]):.0f} | {ratios[name]:.2f} | "
-            f"{count} ({writes}) |"
+            f"{cpu[name]:.2f} | {cpu['bare'] / cpu[name]:.2f} | {count} ({writes}) |"
         )
     print(
         "\nRequests/s in each round: "
         + "; ".join(f"{name} " + ", ".join(f"{r:.0f}" for r in rates[name]) for name in PAGES)
         + f". Answers other than 200: {failed}. gunicorn (1 gthread worker of 8 threads), "
         "PostgreSQL and Redis, the simulator and the client share the machine's CPUs; writes "
-        "are INSERT, UPDATE and DELETE statements (the lookup row, a session save).\n"
+        "are INSERT, UPDATE and DELETE statements (the lookup row, a session save). CPU ms: "
+        "each page's median CPU time a request over the rounds, 200 requests a round, in one "
+        "process calling Django's WSGI handler directly, with no server and no other request "
+        "competing: what each page adds to bare, without the server's own cost.\n"
     )
     checks = [
         Check(
