@@ -128,7 +128,7 @@ from aquadash.models import JobSnapshot
 JobSnapshot.objects.filter(is_final=True).update(
     last_fetched_at=timezone.now() - timedelta(hours=1)
 )
-print("{}")
+print("{}")  # what in_django reads: nothing to tell
 """
 
 
