@@ -121,7 +121,9 @@ def gunicorn(port: int, workers: int = 2, threads: int = 4) -> list[str]:
     # Idle connections are kept longer than the 2 s between polls: else the server closes one
     # just as a client reuses it, a race browsers retry and these simple clients would count.
     options = f"--worker-class gthread --workers {workers} --threads {threads} --timeout 120 "
-    options += f"--keep-alive 10 --bind 127.0.0.1:{port}"
+    # Stopped, a worker waits for its threads, one of which may be waiting seconds for a request
+    # on a connection a client opened ahead: after 2 s the server kills it.
+    options += f"--keep-alive 10 --graceful-timeout 2 --bind 127.0.0.1:{port}"
     return [sys.executable, "-m", "gunicorn", "aquadash.wsgi", *options.split()]
 
 

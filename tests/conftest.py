@@ -96,7 +96,10 @@ def gunicorn_serving(
     }
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "gunicorn", "aquadash.wsgi", "--worker-class", "gthread"]
-        + ["--workers", "1", "--threads", "8", "--bind", f"127.0.0.1:{port}"],
+        + ["--workers", "1", "--threads", "8", "--bind", f"127.0.0.1:{port}"]
+        # A worker told to quit still lets its threads finish, and one may be waiting seconds
+        # for a request on a connection Chromium opened ahead: after 2 s the server kills it.
+        + ["--graceful-timeout", "2"],
         cwd=settings.BASE_DIR,
         env=env,
         stdout=log or subprocess.DEVNULL,
