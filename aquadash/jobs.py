@@ -41,6 +41,27 @@ class JobState:
         return self.gone or self.job.is_final
 
 
+@dataclass(frozen=True)
+class SharedAnswer:
+    """Zuora's latest answer about a job, the job or the error it was, shared by every server
+    (through the shared cache) until the next poll is due."""
+
+    at: float  # when it was fetched, as time.time()
+    until: float  # when the next poll is due
+    track_id: str = ""
+    raw: dict | None = None  # the job, as Zuora described it
+    error: str = ""  # or the name of the ZuoraError it was
+    message: str = ""
+    retry_after: float | None = None
+
+
+def shared_key(tenant: Tenant, job_id: str) -> str:
+    """Where a job's SharedAnswer lives in the shared cache; the single-flight lock is beside
+    it, at this key plus ":lock"."""
+    # "v2" since answers became SharedAnswers: servers of a rolling deploy read only their own.
+    return f"job:v2:{tenant.pk}:{job_id}"
+
+
 def fetch_job(
     tenant: Tenant,
     job_id: str,
@@ -66,18 +87,18 @@ def fetch_job(
 
     # From here a refresh is like any poll: an answer younger than the poll interval, or a
     # rate limit's Retry-After, is served as it is, so clicks cannot spend the tenant's quota.
-    key = f"job:{tenant.pk}:{job_id}"
+    key = shared_key(tenant, job_id)
     cached = shared_cache.get(key)
     # AQUADASH_COALESCE=0 exists only as the herd benchmark's baseline: every poll asks Zuora.
     coalesce = settings.AQUADASH_COALESCE
-    if coalesce and cached and time.time() < cached["until"]:
+    if coalesce and cached and time.time() < cached.until:
         return _state_from_cache(tenant, cached, snapshot)
 
     if coalesce and not shared_cache.add(key + ":lock", 1, settings.AQUADASH_POLL_SECONDS):
         # Another request is asking Zuora right now. A refresh, or a first lookup with nothing
         # to show, waits briefly for its answer; nobody holds a worker longer than that.
         worth_waiting = refresh or not (cached or snapshot)
-        if worth_waiting and (answer := _wait_for(key, newer_than=cached["at"] if cached else 0)):
+        if worth_waiting and (answer := _wait_for(key, newer_than=cached.at if cached else 0)):
             return _state_from_cache(tenant, answer, snapshot)
         if cached:
             return replace(_state_from_cache(tenant, cached, snapshot), refreshing=True)
@@ -111,7 +132,7 @@ def fetch_job(
             snapshot.save(update_fields=["last_fetched_at", "last_fetched_by", "track_id"])
     else:
         snapshot = store_job(tenant, job, user=user)
-    _remember(key, {"raw": job.raw, "track_id": job.track_id})
+    _remember(key, raw=job.raw, track_id=job.track_id)
     return JobState(
         job=job,
         snapshot=snapshot,
@@ -174,18 +195,20 @@ def _stored_state(snapshot: JobSnapshot) -> JobState:
     )
 
 
-def _state_from_cache(tenant: Tenant, cached: dict, snapshot: JobSnapshot | None) -> JobState:
+def _state_from_cache(
+    tenant: Tenant, cached: SharedAnswer, snapshot: JobSnapshot | None
+) -> JobState:
     """The last answer any server had from Zuora, as a state or as the error it was."""
-    if "error" in cached:
-        error = _error_class(cached["error"])(cached["message"], track_id=cached["track_id"])
-        error.retry_after = cached["retry_after"]
+    if cached.raw is None:
+        error = _error_class(cached.error)(cached.message, track_id=cached.track_id)
+        error.retry_after = cached.retry_after
         if snapshot is None:
             raise error
         if isinstance(error, zuora.JobNotFound):
             return _stored_state(snapshot)
         return replace(_stored_state(snapshot), error=error)
-    job = zuora.parse_job(cached["raw"], track_id=cached.get("track_id", ""))
-    fetched_at = datetime.fromtimestamp(cached["at"], tz=UTC)
+    job = zuora.parse_job(cached.raw, track_id=cached.track_id)
+    fetched_at = datetime.fromtimestamp(cached.at, tz=UTC)
     if snapshot is None:
         # Read before another request stored it (a first lookup that waited), or the cache
         # outlived the database row (a restored database): store only in the second case.
@@ -194,11 +217,11 @@ def _state_from_cache(tenant: Tenant, cached: dict, snapshot: JobSnapshot | None
     return JobState(job=job, snapshot=snapshot, fetched_at=fetched_at, from_zuora=False)
 
 
-def _remember(key: str, answer: dict, *, fresh_for: float | None = None) -> None:
+def _remember(key: str, *, fresh_for: float | None = None, **answer: object) -> None:
     """Share Zuora's answer with every server until the next poll is due."""
     now = time.time()
     fresh_for = fresh_for or settings.AQUADASH_POLL_SECONDS
-    shared_cache.set(key, {**answer, "at": now, "until": now + fresh_for}, timeout=3600)
+    shared_cache.set(key, SharedAnswer(at=now, until=now + fresh_for, **answer), timeout=3600)
 
 
 def _remember_failure(key: str, exc: zuora.ZuoraError) -> float:
@@ -207,13 +230,14 @@ def _remember_failure(key: str, exc: zuora.ZuoraError) -> float:
     fresh_for = settings.AQUADASH_POLL_SECONDS
     if exc.retry_after:
         fresh_for = max(fresh_for, min(exc.retry_after, 600))
-    failure = {
-        "error": type(exc).__name__,
-        "message": exc.message,
-        "track_id": exc.track_id,
-        "retry_after": exc.retry_after,
-    }
-    _remember(key, failure, fresh_for=fresh_for)
+    _remember(
+        key,
+        fresh_for=fresh_for,
+        error=type(exc).__name__,
+        message=exc.message,
+        track_id=exc.track_id,
+        retry_after=exc.retry_after,
+    )
     return fresh_for
 
 
@@ -228,13 +252,13 @@ def _error_class(name: str) -> type[zuora.ZuoraError]:
     return zuora.ZuoraError
 
 
-def _wait_for(key: str, *, newer_than: float) -> dict | None:
+def _wait_for(key: str, *, newer_than: float) -> SharedAnswer | None:
     """The answer another request is getting from Zuora, if it comes within
     AQUADASH_WAIT_SECONDS; None rather than hold a worker longer."""
     deadline = time.monotonic() + settings.AQUADASH_WAIT_SECONDS
     while time.monotonic() < deadline:
         time.sleep(0.05)
         cached = shared_cache.get(key)
-        if cached and cached["at"] > newer_than:
+        if cached and cached.at > newer_than:
             return cached
     return None

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.test import Client
 
-from aquadash import breaker
+from aquadash import breaker, jobs
 from aquadash import simulator as sim
 from aquadash.models import Tenant
 from aquadash.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -42,7 +42,8 @@ def job_gets(simulator: sim.Simulator) -> int:
 
 
 def poll(client: Client, tenant: Tenant, job_id: str = sim.RUNNING_JOB_ID):
-    cache.delete_many([f"job:{tenant.pk}:{job_id}", f"job:{tenant.pk}:{job_id}:lock"])
+    key = jobs.shared_key(tenant, job_id)
+    cache.delete_many([key, key + ":lock"])
     return client.get(f"/t/{tenant.slug}/jobs/{job_id}/", **HTMX)
 
 

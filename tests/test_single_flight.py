@@ -86,11 +86,12 @@ def test_a_wait_for_another_requests_answer_is_short(finance_client, simulator_t
     url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
     finance_client.get(url)
     next_interval()
-    cache.add(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}:lock", 1, 30)  # a slow Zuora call
+    # A slow Zuora call, under way
+    cache.add(jobs.shared_key(simulator_tenant, sim.RUNNING_JOB_ID) + ":lock", 1, 30)
 
     page = finance_client.get(url)
     first_look = finance_client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
-    cache.add(f"job:{simulator_tenant.pk}:{sim.SUBMITTED_JOB_ID}:lock", 1, 30)
+    cache.add(jobs.shared_key(simulator_tenant, sim.SUBMITTED_JOB_ID) + ":lock", 1, 30)
     nothing_yet = finance_client.get(job_url(simulator_tenant, sim.SUBMITTED_JOB_ID))
 
     assert page.status_code == 200 and "refreshing…" in page.content.decode()
@@ -147,7 +148,7 @@ def test_while_another_server_asks_zuora_the_last_known_state_is_served(
     url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
     finance_client.get(url)
     next_interval()
-    cache.add(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}:lock", 1, 30)
+    cache.add(jobs.shared_key(simulator_tenant, sim.RUNNING_JOB_ID) + ":lock", 1, 30)
 
     response = finance_client.get(url, **HTMX)
 
@@ -206,7 +207,7 @@ def test_a_request_served_another_requests_answer_does_not_store_it_again(
     finance_client, simulator_tenant
 ):
     finance_client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
-    cached = cache.get(f"job:{simulator_tenant.pk}:{sim.RUNNING_JOB_ID}")
+    cached = cache.get(jobs.shared_key(simulator_tenant, sim.RUNNING_JOB_ID))
 
     # As a request does that read no stored job, then waited while another stored it.
     with CaptureQueriesContext(connection) as queries:

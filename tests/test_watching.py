@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from unittest import mock
 
@@ -30,7 +31,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from aquadash import notifications, watching
+from aquadash import jobs, notifications, watching
 from aquadash import simulator as sim
 from aquadash.models import Delivery, JobSnapshot, Tenant, Watch
 from aquadash.simulator.server import serve
@@ -793,9 +794,9 @@ def test_a_round_writes_the_jobs_zuora_reported_unchanged_in_one_update(client, 
 def test_a_job_is_next_checked_when_the_answer_it_got_expires(client, simulator_tenant, simulator):
     open_job(client, simulator_tenant, RUNNING)
     watch(client, simulator_tenant, RUNNING)
-    key = f"job:{simulator_tenant.pk}:{RUNNING}"
+    key = jobs.shared_key(simulator_tenant, RUNNING)
     answer = cache.get(key)  # a page's answer, 3 s old: 2 s of its interval left
-    cache.set(key, {**answer, "at": answer["at"] - 3, "until": answer["until"] - 3})
+    cache.set(key, replace(answer, at=answer.at - 3, until=answer.until - 3))
     Watch.objects.update(next_check_at=timezone.now())
     simulator.reset()
 
