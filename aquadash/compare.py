@@ -7,12 +7,14 @@ This puts each batch (matched by name) beside the run before and flags what chan
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 
 from aquadash import breaker, jobs, timeline, zuora
 from aquadash.models import JobSnapshot, Tenant
+
+NEVER = datetime.min.replace(tzinfo=UTC)  # the start of a job Zuora gave no start time
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,10 @@ def _previous_run(
     earlier = [
         (started, pk)
         for pk, at in candidates[:200]
-        if (started := zuora.zuora_time(at) or datetime.min) < _started(job)
+        if (started := zuora.zuora_time(at, tenant.zoneinfo) or NEVER) < _started(job)
     ]
     if earlier:
-        return JobSnapshot.objects.get(pk=max(earlier)[1]), False, ""
+        return tenant.jobs.get(pk=max(earlier)[1]), False, ""
     try:
         with breaker.guarded(tenant):
             last = zuora.get_last_completed_job(
@@ -112,7 +114,7 @@ def _previous_run(
 
 
 def _started(job: zuora.Job) -> datetime:
-    return job.start_time or datetime.min
+    return job.start_time or NEVER
 
 
 def _durations(job: zuora.Job, seen: dict) -> dict[str, timedelta]:

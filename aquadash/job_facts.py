@@ -48,7 +48,7 @@ class JobFacts:
 def describe(state: JobState, tenant: Tenant) -> JobFacts:
     job = state.job
     zone = tenant.zoneinfo
-    started_at = job.start_time.replace(tzinfo=zone) if job.start_time else None
+    started_at = job.start_time
     deleted_on = files_expire_at = None
     if started_at and started_at.year < 9000:  # far-future nonsense would overflow
         deleted_on = started_at + RETENTION

@@ -81,7 +81,7 @@ def fetch_job(
     """
     job_id = zuora.check_id(job_id, what="job")
     if snapshot is None:
-        snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job_id).first()
+        snapshot = tenant.jobs.filter(job_id=job_id).first()
     if snapshot and not refresh and (snapshot.is_final or snapshot.gone_at):
         return _stored_state(snapshot)
 
@@ -165,7 +165,7 @@ def _save(tenant: Tenant, job: zuora.Job, values: dict) -> JobSnapshot:
     with transaction.atomic():
         # Locked, so that of two servers storing at once the first to see a batch's new status
         # sets its time in the timeline, and the second keeps it.
-        stored = JobSnapshot.objects.select_for_update().filter(tenant=tenant, job_id=job.id)
+        stored = tenant.jobs.select_for_update().filter(job_id=job.id)
         snapshot = stored.first() or JobSnapshot(tenant=tenant, job_id=job.id)
         for field, value in values.items():
             setattr(snapshot, field, value)
@@ -207,12 +207,12 @@ def _state_from_cache(
         if isinstance(error, zuora.JobNotFound):
             return _stored_state(snapshot)
         return replace(_stored_state(snapshot), error=error)
-    job = zuora.parse_job(cached.raw, track_id=cached.track_id)
+    job = zuora.parse_job(cached.raw, zone=tenant.zoneinfo, track_id=cached.track_id)
     fetched_at = datetime.fromtimestamp(cached.at, tz=UTC)
     if snapshot is None:
         # Read before another request stored it (a first lookup that waited), or the cache
         # outlived the database row (a restored database): store only in the second case.
-        snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job.id).first()
+        snapshot = tenant.jobs.filter(job_id=job.id).first()
         snapshot = snapshot or store_job(tenant, job, user=None)
     return JobState(job=job, snapshot=snapshot, fetched_at=fetched_at, from_zuora=False)
 

@@ -199,6 +199,7 @@ class Tenant(models.Model):
                 method=self.auth_method, identity=self.identity, secret=secret
             ),
             tenant=self.name,
+            zone=self.zoneinfo,
             entity_id=self.entity_id,
             extra_hosts=settings.ZUORA_EXTRA_HOSTS,
             token_cache=encryption.EncryptedCache(shared_cache),
@@ -283,7 +284,9 @@ class JobSnapshot(models.Model):
         return f"{self.name or 'AQuA job'} {self.job_id}"
 
     def job(self) -> zuora.Job:
-        return zuora.parse_job(self.raw, track_id=self.track_id)
+        """The stored answer as a Job. Read snapshots through `tenant.jobs` where the tenant is
+        at hand: the tenant's zone is needed here, and that way it costs no query."""
+        return zuora.parse_job(self.raw, zone=self.tenant.zoneinfo, track_id=self.track_id)
 
     def mark_gone(self) -> None:
         if self.gone_at is None:

@@ -161,9 +161,8 @@ def compose(watch: Watch, snapshot: JobSnapshot | None) -> tuple[str, str]:
         headline = f"{name} ended: {status}."
     lines = [headline, "", f"Tenant: {tenant.name}", f"Job ID: {watch.job_id}"]
     if job and job.start_time:
-        started = job.start_time.replace(tzinfo=tenant.zoneinfo)
         # Zuora reports only a job's start; its end is when aquadash first saw it final.
-        lines.append(f"Ran for: about {elapsed(started, watch.ended_at)}")
+        lines.append(f"Ran for: about {elapsed(job.start_time, watch.ended_at)}")
     if job and job.batches:
         lines += ["", "Batches:"]
         lines += [f"  {_one_line(b.name or b.batch_id)}: {_batch(b)}" for b in job.batches]
@@ -256,7 +255,7 @@ def _send(delivery: Delivery) -> None:
     )
     if not watchers:
         raise NotifyFailed("not sent: the watcher may no longer see this tenant", retry=False)
-    snapshot = JobSnapshot.objects.filter(tenant=watch.tenant, job_id=watch.job_id).first()
+    snapshot = watch.tenant.jobs.filter(job_id=watch.job_id).first()
     subject, body = compose(watch, snapshot)
     if delivery.channel == Delivery.Channel.WEBHOOK:
         names = ", ".join(sorted(each.user.get_username() for each in watchers))

@@ -548,7 +548,7 @@ def _page_or_card(template: str, request: HtmxHttpRequest) -> str:
 
 
 def _snapshot_or_404(tenant: Tenant, job_id: str) -> JobSnapshot:
-    snapshot = JobSnapshot.objects.filter(tenant=tenant, job_id=job_id).first()
+    snapshot = tenant.jobs.filter(job_id=job_id).first()
     if snapshot is None:
         raise Http404("aquadash has not stored this job yet; open its page first.")
     return snapshot

@@ -118,7 +118,7 @@ def check_watches() -> int:
             _end(watches, action)
     stored = JobSnapshot.objects.filter(
         tenant__in={tenant for tenant, _, _ in checks}, job_id__in={job for _, job, _ in checks}
-    )
+    ).select_related("tenant")
     snapshots = {(each.tenant_id, each.job_id): each for each in stored}
     states = _run_all([(*check, snapshots.get((check[0].pk, check[1]))) for check in checks])
     # Jobs Zuora reported unchanged are written once for the round, not once each.
@@ -194,9 +194,7 @@ def _end(watches: list[Watch], end: str, job: zuora.Job | None = None) -> None:
     PostgreSQL skips rows another transaction holds, and SQLite runs one writer at a time.
     """
     if job is None:
-        snapshot = JobSnapshot.objects.filter(
-            tenant_id=watches[0].tenant_id, job_id=watches[0].job_id
-        ).first()
+        snapshot = watches[0].tenant.jobs.filter(job_id=watches[0].job_id).first()
         job = snapshot.job() if snapshot else None
     now = timezone.now()
     with transaction.atomic():

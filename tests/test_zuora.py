@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import urllib3.util.connection
@@ -19,6 +20,7 @@ from tests.conftest import DISALLOWED_BASE_URLS
 CANARY = "canary-secret-7f3a9c"
 EXAMPLE_FILE_JOB = "402881824835bb2a01483c19f7d70256"
 EXAMPLE_SEGMENTS_JOB = "e20b07474841608a01484592147005d2"
+PACIFIC = ZoneInfo("America/Los_Angeles")
 
 
 class Sleeps(list):
@@ -70,7 +72,7 @@ def job_requests(simulator: sim.Simulator, job_id: str) -> int:
 
 
 def test_it_reads_the_documented_job_with_a_file_id(simulator):
-    job = zuora.get_job(connect(simulator), job_id=EXAMPLE_FILE_JOB)
+    job = zuora.get_job(connect(simulator, zone=PACIFIC), job_id=EXAMPLE_FILE_JOB)
 
     assert (job.id, job.name, job.status, job.version) == (
         EXAMPLE_FILE_JOB,
@@ -84,7 +86,8 @@ def test_it_reads_the_documented_job_with_a_file_id(simulator):
         "salesforce",
         "00170000011K3Ub",
     )
-    assert job.start_time.isoformat() == "2014-09-03T08:20:07"
+    # Zuora writes the tenant's local time without a zone; the job carries the tenant's zone.
+    assert job.start_time.isoformat() == "2014-09-03T08:20:07-07:00"
     assert job.is_final and job.is_stateful
     (batch,) = job.batches
     assert batch.name == "AccountingPeriod"
@@ -98,14 +101,14 @@ def test_it_reads_the_documented_job_with_a_file_id(simulator):
 
 
 def test_it_reads_the_documented_job_with_segments(simulator):
-    job = zuora.get_job(connect(simulator), job_id=EXAMPLE_SEGMENTS_JOB)
+    job = zuora.get_job(connect(simulator, zone=PACIFIC), job_id=EXAMPLE_SEGMENTS_JOB)
 
     (batch,) = job.batches
     assert batch.segments == ("e20b07474841608a01484592159c05d7",)
     assert batch.file_id == ""
     assert batch.file_ids == ("e20b07474841608a01484592159c05d7",)
     assert (batch.record_count, batch.api_version, batch.message) == (132, "59.0", "")
-    assert job.start_time.isoformat() == "2014-09-05T04:27:54"
+    assert job.start_time.isoformat() == "2014-09-05T04:27:54-07:00"
 
 
 def test_it_reads_every_catalogue_job(simulator):

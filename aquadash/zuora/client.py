@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
@@ -85,6 +85,7 @@ class Connection:
     base_url: str
     credentials: Credentials
     tenant: str  # the tenant's name, for messages
+    zone: tzinfo = UTC  # the tenant's time zone: Zuora's times without an offset are in it
     entity_id: str = ""
     extra_hosts: frozenset[tuple[str, int]] = frozenset()
     token_cache: TokenCache | None = field(default=None, repr=False)
@@ -99,7 +100,7 @@ class Connection:
 def get_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
     data, track_id = _call_json(conn, "GET", f"/v1/batch-query/jobs/{job_id}")
-    job = parse_job(data, tenant=conn.tenant, track_id=track_id)
+    job = parse_job(data, zone=conn.zone, tenant=conn.tenant, track_id=track_id)
     if job.id != job_id:
         raise unreadable("the answer is about a different job", track_id)
     return job
@@ -110,13 +111,13 @@ def get_last_completed_job(conn: Connection, *, partner: str, project: str) -> J
         _path_part(partner, "partner"), _path_part(project, "project")
     )
     data, track_id = _call_json(conn, "GET", path)
-    return parse_job(data, tenant=conn.tenant, track_id=track_id)
+    return parse_job(data, zone=conn.zone, tenant=conn.tenant, track_id=track_id)
 
 
 def cancel_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
     data, track_id = _call_json(conn, "DELETE", f"/v1/batch-query/jobs/{job_id}")
-    return parse_job(data, tenant=conn.tenant, track_id=track_id)
+    return parse_job(data, zone=conn.zone, tenant=conn.tenant, track_id=track_id)
 
 
 @dataclass

@@ -4,7 +4,7 @@ stands for."""
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from aquadash.zuora.errors import (
@@ -30,6 +30,9 @@ FINAL_BATCH_STATUSES = frozenset({"completed", "aborted", "cancelled", "deleted_
 ZUORA_ID = re.compile(r"[0-9a-f]{32}")
 MAX_NAME = 255  # Zuora allows 32 characters in a job name; longer ones are not Zuora's
 MAX_MESSAGE = 4096  # Zuora's batch messages are at most 2048
+# Every form Zuora writes a startTime in: the tenant's local time with a space or a "T", or,
+# for a job submitted with dateTimeUtc, UTC with an offset ("2021-01-18T17:13:48+0000").
+ZUORA_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})?")
 NOT_FOUND_CODES = frozenset({"90001", "90002"})
 AUTH_CODES = frozenset({"90009", "90000011"})
 
@@ -71,7 +74,7 @@ class Job:
     source_data: str = ""
     partner: str = ""
     project: str = ""
-    start_time: datetime | None = None  # naive: Zuora sends the tenant's local time, no zone
+    start_time: datetime | None = None  # aware, in the tenant's time zone (see zuora_time)
     incremental_time: datetime | None = None  # aware, UTC
     offset: int | None = None
     notify_url: str = ""
@@ -90,7 +93,9 @@ class Job:
 
     @property
     def is_stateful(self) -> bool:
-        return bool(self.partner and self.project)
+        """Zuora keeps a session's state only for version 1.1 jobs with a partner and a
+        project; a 1.0 job is stateless whatever else it names."""
+        return bool(self.partner and self.project) and self.version not in ("1", "1.0")
 
     @property
     def has_files(self) -> bool:
@@ -109,8 +114,12 @@ def check_id(value: str, *, what: str) -> str:
     return value
 
 
-def parse_job(data: Any, *, tenant: str = "", track_id: str = "") -> Job:
-    """Turn a job object from Zuora into a Job, or raise the ZuoraError it stands for."""
+def parse_job(
+    data: Any, *, zone: tzinfo = UTC, tenant: str = "", track_id: str = ""
+) -> Job:
+    """Turn a job object from Zuora into a Job, or raise the ZuoraError it stands for.
+
+    `zone` is the tenant's time zone, in which Zuora writes times that carry no offset."""
     if not isinstance(data, dict):
         raise unreadable("the job is not a JSON object", track_id)
     raise_for_error_body(data, tenant=tenant, track_id=track_id, job_expected=True)
@@ -129,7 +138,7 @@ def parse_job(data: Any, *, tenant: str = "", track_id: str = "") -> Job:
             source_data=_text(data, "sourceData"),
             partner=_text(data, "partner", limit=MAX_NAME),
             project=_text(data, "project", limit=MAX_NAME),
-            start_time=zuora_time(data.get("startTime")),
+            start_time=zuora_time(data.get("startTime"), zone),
             incremental_time=_epoch_millis(data.get("incrementalTime")),
             offset=_integer(data.get("offset"), "offset"),
             notify_url=_text(data, "notifyUrl", limit=MAX_MESSAGE),
@@ -225,18 +234,23 @@ def _boolean(value: Any, key: str) -> bool | None:
     raise _ShapeError(f"'{key}' is not true or false")
 
 
-def zuora_time(value: Any) -> datetime | None:
-    """A startTime as Zuora writes it: the tenant's local time, no zone (naive)."""
+def zuora_time(value: Any, zone: tzinfo) -> datetime | None:
+    """A startTime, in any form Zuora writes one, as an aware time in the tenant's `zone`.
+
+    Without an offset it is the tenant's local time; with one (a job submitted with
+    dateTimeUtc) it says its own zone. This is the one place either becomes the other.
+    """
     if value in (None, ""):
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not ZUORA_TIME.fullmatch(value.strip()):
         raise _ShapeError("'startTime' is not a date and time")
-    for layout in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"):
-        try:
-            return datetime.strptime(value.strip(), layout)
-        except ValueError:
-            continue
-    raise _ShapeError("'startTime' is not a date and time")
+    try:
+        written = datetime.fromisoformat(value.strip())
+        if written.tzinfo is None:
+            return written.replace(tzinfo=zone)
+        return written.astimezone(zone)
+    except (ValueError, OverflowError):  # 2021-02-30, or an offset past the year 9999
+        raise _ShapeError("'startTime' is not a date and time") from None
 
 
 def _epoch_millis(value: Any) -> datetime | None:
