@@ -54,6 +54,15 @@ class Comparison:
     look_alikes: list[tuple[str, str]]  # known sessions equal to this one but for case/spaces
     problem: str = ""  # why no previous run could be found, when Zuora could not say
 
+    @property
+    def loaded_in_full(self) -> bool | None:
+        """Every batch of this run was a full load (True), some was incremental (False), or
+        Zuora did not say (None): what is known of whether the run continued a session."""
+        loads = {batch.full for batch in self.job.batches}
+        if False in loads:
+            return False
+        return True if loads == {True} else None
+
 
 def compare(tenant: Tenant, snapshot: JobSnapshot) -> Comparison:
     job = snapshot.job()
@@ -127,8 +136,9 @@ def _durations(job: zuora.Job, seen: dict) -> dict[str, timedelta]:
 
 
 def _look_alikes(tenant: Tenant, job: zuora.Job) -> list[tuple[str, str]]:
-    """Known sessions of the tenant that equal this job's but for case or surrounding spaces:
-    to Zuora a new session, so a new full load."""
+    """Known sessions of the tenant that equal this job's but for case or surrounding spaces.
+    Whether Zuora takes them for one session is not documented: its Post Query example sends
+    project "00170000011K3Ub" and echoes "00170000011k3ub"."""
 
     def folded(partner: str, project: str) -> tuple[str, str]:
         return partner.strip().casefold(), project.strip().casefold()

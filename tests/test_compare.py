@@ -96,9 +96,24 @@ def test_a_session_differing_only_by_case_or_spaces_is_warned_about(client, simu
 
     page = card(client, simulator_tenant, job_id)
 
-    assert 'class="banner banner-bad" role="alert"' in page
+    assert 'class="banner banner-warn" role="alert"' in page
     assert "partner <code>Acme</code>, project <code>p1</code>, which differs" in page
+    assert "Zuora does not document whether it treats the two as one session" in page
+    assert "Every batch of this run is a full load: if it was meant to continue" in page
     assert "No earlier completed run of this session is known" in page
+
+
+def test_a_look_alike_session_with_incremental_batches_is_not_called_a_full_load(
+    client, simulator_tenant
+):
+    stored(simulator_tenant, 1, "2026-11-01 02:00:00", {"Accounts": (10, True)}, project="P1")
+    job_id = stored(simulator_tenant, 2, "2026-11-02 02:00:00", {"Accounts": (10, False)})
+
+    page = card(client, simulator_tenant, job_id)
+
+    assert "project <code>P1</code>, which differs" in page
+    assert "This run has incremental batches, so Zuora continued some session." in page
+    assert "is a full load" not in page
 
 
 def test_without_a_stored_run_zuoras_last_completed_job_is_used(
@@ -153,3 +168,30 @@ def test_the_job_page_loads_the_comparison_only_for_stateful_jobs(client, simula
 )  # fmt: skip
 def test_a_change_is_never_rounded_to_all_or_nothing(change, shown):
     assert signed_percent(change) == shown
+
+
+def test_the_previous_run_is_the_latest_earlier_moment_whatever_form_its_start_has(
+    client, simulator_tenant
+):
+    # The tenant is in Los Angeles, UTC−8 in November: 09:45 there is 17:45 UTC. Some runs
+    # were submitted with dateTimeUtc, so Zuora wrote their starts in UTC with an offset.
+    stored(simulator_tenant, 1, "2026-11-02T17:00:00+0000", {"Accounts": (1, True)})
+    stored(simulator_tenant, 2, "2026-11-02 09:45:00", {"Accounts": (2, True)})
+    stored(simulator_tenant, 3, "2026-11-02 10:30:00", {"Accounts": (3, True)})  # later
+    job_id = stored(simulator_tenant, 4, "2026-11-02T18:00:00+0000", {"Accounts": (4, True)})
+
+    page = card(client, simulator_tenant, job_id)
+
+    assert "Previous completed run: <a" in page
+    assert ">Nightly 2</a>, started 2026-11-02 09:45 PST" in page
+
+
+def test_a_version_1_0_job_has_no_session_to_compare_with(client, simulator_tenant):
+    raw = {"id": "c" * 32, "status": "completed", "version": "1.0", "partner": "acme",
+           "project": "p1", "batches": []}  # fmt: skip
+    jobs.store_job(simulator_tenant, zuora.parse_job(raw), user=None)
+
+    page = client.get(f"/t/sim/jobs/{'c' * 32}/").content.decode()
+
+    assert "/compare/" not in page
+    assert client.get(f"/t/sim/jobs/{'c' * 32}/compare/").status_code == 404

@@ -40,6 +40,7 @@ from aquadash.simulator.catalogue import (
     PURGED_FILES_JOB_ID,
     RUNNING_JOB_ID,
     SUBMITTED_JOB_ID,
+    UTC_TIMES_JOB_ID,
     ZIP_JOB_ID,
 )
 from aquadash.simulator.faults import KINDS as FAULT_KINDS
@@ -77,6 +78,7 @@ __all__ = [
     "Running",
     "SUBMITTED_JOB_ID",
     "Simulator",
+    "UTC_TIMES_JOB_ID",
     "ZIP_JOB_ID",
     "serve",
 ]

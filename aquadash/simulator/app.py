@@ -448,7 +448,9 @@ class Simulator:
             if batch_status != "completed" or now - (job.created or now) > FILE_RETENTION:
                 return not_found("The requested file does not exist.")
             labels = job.use_query_labels
-            result = _result_file(batch, file_id, job.format, job.encrypted, labels, ref.segment)
+            result = _result_file(
+                batch, file_id, job.format, job.encrypted, labels, ref.segment, job.utc_times
+            )
         if result.csv_length > MAX_FILE_BYTES:
             body = b"<security:max-object-size>2047MB</security:max-object-size>"
             return raw_response(403, "application/xml", body)
@@ -537,7 +539,13 @@ def _delivered(body: Iterable[bytes], record: RecordedRequest) -> Iterator[bytes
 
 
 def _result_file(
-    batch: Any, file_id: str, file_format: str, encrypted: str, labels: bool, segment: int | None
+    batch: Any,
+    file_id: str,
+    file_format: str,
+    encrypted: str,
+    labels: bool,
+    segment: int | None,
+    utc_times: bool = False,
 ) -> ResultFile:
     start, stop = batch.segment_rows(segment)
     return ResultFile(
@@ -551,4 +559,5 @@ def _result_file(
         encrypted=encrypted,
         query_labels=labels,
         with_deleted_rows=batch.has_deleted_rows,
+        utc_times=utc_times,
     )

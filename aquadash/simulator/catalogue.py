@@ -34,6 +34,7 @@ EXPIRED_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000116"
 PURGED_FILES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000117"
 FIFTY_BATCHES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000118"
 NOTES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000119"
+UTC_TIMES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000120"
 
 # A stateful session whose last completed job is INCREMENTAL_JOB_ID (after FULL_LOAD_JOB_ID).
 DEMO_PARTNER = "aquadash"
@@ -68,6 +69,8 @@ CATALOGUE: dict[str, str] = {
     FIFTY_BATCHES_JOB_ID: "Completed with 50 batches, the most a job may have.",
     NOTES_JOB_ID: "Completed; its file has quoted newlines, accents, numbers with leading zeros "
     "or 18 digits, dates and timestamps: a test of CSV readers and spreadsheets.",
+    UTC_TIMES_JOB_ID: "Completed, submitted with dateTimeUtc as Stitch does: startTime and the "
+    'timestamps in its file are UTC with an offset ("2021-01-18T17:13:48+0000").',
 }
 
 # Zuora's "Get Job Results" examples, byte for byte (the second keeps its odd spacing).
@@ -244,6 +247,9 @@ def seed(now: float) -> list[Job]:
         job(NOTES_JOB_ID, "Accounts with notes", now - 2 * HOUR, [
             batch(NOTES_JOB_ID, 0, "Accounts", NOTES, 240),
         ]),
+        job(UTC_TIMES_JOB_ID, "Stitch accounts (UTC)", now - 90 * 60, [
+            batch(UTC_TIMES_JOB_ID, 0, "Accounts", ACCOUNTS, 320),
+        ], version="1.1", utc_times=True),
     ]  # fmt: skip
     return jobs
 
@@ -260,6 +266,7 @@ def job(
     encrypted: str = "none",
     extra: dict[str, Any] | None = None,
     use_query_labels: bool = False,
+    utc_times: bool = False,
 ) -> Job:
     echo = {"name": name, "version": version, "format": file_format, "encrypted": encrypted}
     return Job(
@@ -269,6 +276,7 @@ def job(
         created=created,
         status=status,
         use_query_labels=use_query_labels,
+        utc_times=utc_times,
     )
 
 

@@ -40,6 +40,7 @@ class ResultFile:
     encrypted: str  # none or pgp
     query_labels: bool = False
     with_deleted_rows: bool = False
+    utc_times: bool = False  # dateTimeUtc: timestamps as 2015-01-01T00:00:00+0000
 
     @property
     def content_type(self) -> str:
@@ -83,7 +84,7 @@ class ResultFile:
         fields = [f.strip() for f in match["fields"].split(",")] if match else ["Id"]
         source = match["object"] if match else "Object"
         header = [_label(field, source, self.query_labels) for field in fields]
-        columns = [_values(field, self.seed) for field in fields]
+        columns = [_values(field, self.seed, self.utc_times) for field in fields]
         if self.deleted:
             header.append(str(self.deleted.get("column", "IsDeleted")))
             columns.append(_deleted_values(self.deleted, self.with_deleted_rows))
@@ -144,7 +145,7 @@ def _label(field: str, source: str, query_labels: bool) -> str:
     return f"{re.sub(r'(?<=[a-z])(?=[A-Z])', ' ', owner)}: {name}"
 
 
-def _values(field: str, seed: str) -> Column:
+def _values(field: str, seed: str, utc_times: bool = False) -> Column:
     """Deterministic values for a column, guessed from its name; each has a fixed width."""
     leaf = field.rpartition(".")[2].strip().lower()
     if leaf.endswith("id"):
@@ -152,7 +153,8 @@ def _values(field: str, seed: str) -> Column:
     if "date" in leaf or "time" in leaf:
         days = [f"20{15 + i % 10}-{i % 12 + 1:02d}-{i % 28 + 1:02d}" for i in range(840)]
         if "time" in leaf or leaf in ("createddate", "updateddate"):
-            return _cycling([f"{day} {i % 24:02d}:00:00" for i, day in enumerate(days)])
+            layout = "{}T{:02d}:00:00+0000" if utc_times else "{} {:02d}:00:00"
+            return _cycling([layout.format(day, i % 24) for i, day in enumerate(days)])
         return _cycling(days)
     if any(word in leaf for word in ("amount", "balance", "price", "total", "quantity", "tax")):
         return _cycling([f"{(i * 37) % 9000 + 1000}.{i % 100:02d}" for i in range(9000)])

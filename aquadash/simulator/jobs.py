@@ -4,7 +4,7 @@ clock and how it is rendered as Zuora's job JSON."""
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,13 @@ def derived_id(*parts: object) -> str:
 def local_time(timestamp: float, zone: ZoneInfo) -> str:
     """Zuora renders startTime in the tenant's time zone without saying which."""
     return datetime.fromtimestamp(timestamp, zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def utc_time(timestamp: float) -> str:
+    """With dateTimeUtc, Zuora writes times in UTC with an offset: "2021-01-18T17:13:48+0000"
+    (a job's startTime in guardian/support-frontend's captured answer; the POST reference
+    documents the same YYYY-MM-DDThh:mm:ss±hhmm for dateTime values in the results)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Job:
     status: str | None = None  # fixed status; None runs on the clock
     document: str | None = None  # served verbatim instead of rendering (Zuora's doc examples)
     use_query_labels: bool = False
+    utc_times: bool = False  # submitted with dateTimeUtc: times in UTC, with an offset
 
     @property
     def partner_project(self) -> tuple[Any, Any]:
@@ -124,7 +132,9 @@ class Job:
         if just_submitted:
             job["localizedStatus"] = status
         elif self.created is not None:
-            job["startTime"] = local_time(self.created, zone)
+            job["startTime"] = (
+                utc_time(self.created) if self.utc_times else local_time(self.created, zone)
+            )
         job["batches"] = [
             render_batch(batch, batch_status, just_submitted=just_submitted)
             for batch, batch_status in zip(self.batches, batch_statuses, strict=True)
@@ -197,6 +207,7 @@ def submitted_job(
         batches=batches,
         created=now,
         use_query_labels=body.get("useQueryLabels") in (True, "true", "True"),
+        utc_times=body.get("dateTimeUtc") in (True, "true", "True"),
     )
 
 

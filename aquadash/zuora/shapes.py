@@ -114,9 +114,7 @@ def check_id(value: str, *, what: str) -> str:
     return value
 
 
-def parse_job(
-    data: Any, *, zone: tzinfo = UTC, tenant: str = "", track_id: str = ""
-) -> Job:
+def parse_job(data: Any, *, zone: tzinfo = UTC, tenant: str = "", track_id: str = "") -> Job:
     """Turn a job object from Zuora into a Job, or raise the ZuoraError it stands for.
 
     `zone` is the tenant's time zone, in which Zuora writes times that carry no offset."""
