@@ -5,6 +5,7 @@ with dateTimeUtc (as Stitch/tap-zuora submits every job): then in UTC with an of
 "2021-01-18T17:13:48+0000" in guardian/support-frontend's captured answer.
 """
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -117,3 +118,18 @@ def test_the_end_message_counts_the_run_from_a_utc_start(simulator_tenant):
     _, body = notifications.compose(watch, simulator_tenant.jobs.get())
 
     assert "\nRan for: about 1\xa0hour, 35\xa0minutes\n" in body
+
+
+def test_a_running_job_submitted_with_date_time_utc_has_run_for_seconds_not_hours(
+    finance_client, simulator_tenant, simulator
+):
+    # East of UTC, a UTC time read as the tenant's local time would be 9 hours in the past.
+    simulator_tenant.time_zone = "Asia/Tokyo"
+    simulator_tenant.save()
+    body = {"queries": [{"query": "select Id from Account"}], "dateTimeUtc": "true"}
+    auth = (sim.DEMO_USERNAME, sim.DEMO_PASSWORD)
+    job = requests.post(simulator.url + "/v1/batch-query/", json=body, auth=auth, timeout=5)
+
+    page = finance_client.get(f"/t/sim/jobs/{job.json()['id']}/").content.decode()
+
+    assert re.search(r"<dt>Waiting for</dt><dd>\d+ seconds?</dd>", page)
