@@ -472,10 +472,17 @@ def test_last_completed_of_the_documented_session_is_served_verbatim(simulator):
     assert hashlib.sha256(response.content).hexdigest() == DOC_SHA256[DOC_SEGMENTS_JOB_ID]
 
 
-def test_last_completed_of_an_unknown_session_is_unknown(simulator):
-    response = get(simulator, "/v1/batch-query/jobs/partner/nobody/project/nothing")
+def test_last_completed_of_an_unknown_project_is_unknown(simulator):
+    response = get(simulator, f"/v1/batch-query/jobs/partner/{DEMO_PARTNER}/project/nothing")
 
     assert response.status_code == 404
+
+
+def test_last_completed_of_an_unknown_partner_is_error_90019_with_http_200(simulator):
+    response = get(simulator, "/v1/batch-query/jobs/partner/nobody/project/nothing")
+
+    assert response.status_code == 200
+    assert response.json()["errorCode"] == "90019"
 
 
 # Unknown and forgotten jobs

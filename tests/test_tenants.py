@@ -82,7 +82,7 @@ def test_zuora_connection_carries_the_tenants_settings(
     assert (conn.base_url, conn.tenant, conn.entity_id) == (
         "https://rest.zuora.com",
         "Acme",
-        "8a8082c4-5a12-4c2e-b3c0-2d1b4f0d1a99",
+        "8a8082c45a124c2eb3c02d1b4f0d1a99",
     )
     assert (conn.credentials.method, conn.credentials.identity) == ("basic", "ops@acme.test")
     assert conn.credentials.secret == CANARY_SECRET

@@ -34,6 +34,7 @@ EXPIRED_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000116"
 PURGED_FILES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000117"
 FIFTY_BATCHES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000118"
 NOTES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000119"
+QUERIES_IGNORED_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000120"
 
 # A stateful session whose last completed job is INCREMENTAL_JOB_ID (after FULL_LOAD_JOB_ID).
 DEMO_PARTNER = "aquadash"
@@ -68,6 +69,8 @@ CATALOGUE: dict[str, str] = {
     FIFTY_BATCHES_JOB_ID: "Completed with 50 batches, the most a job may have.",
     NOTES_JOB_ID: "Completed; its file has quoted newlines, accents, numbers with leading zeros "
     "or 18 digits, dates and timestamps: a test of CSV readers and spreadsheets.",
+    QUERIES_IGNORED_JOB_ID: "Completed with errorCode 90018: queries on objects the user may not "
+    "read were ignored.",
 }
 
 # Zuora's "Get Job Results" examples, byte for byte (the second keeps its odd spacing).
@@ -244,6 +247,15 @@ def seed(now: float) -> list[Job]:
         job(NOTES_JOB_ID, "Accounts with notes", now - 2 * HOUR, [
             batch(NOTES_JOB_ID, 0, "Accounts", NOTES, 240),
         ]),
+        # AQuA error 90018: the user may not read an object, so Zuora ran the job without the
+        # queries that use it. Which batches such a job then lists is not documented.
+        job(QUERIES_IGNORED_JOB_ID, "Accounts and payments", now - 2 * HOUR, [
+            batch(QUERIES_IGNORED_JOB_ID, 0, "Accounts", ACCOUNTS, 310),
+        ], extra={
+            "errorCode": "90018",
+            "message": "The API user does not have permission to access one or more objects "
+            "in the queries. Those queries are ignored.",
+        }),
     ]  # fmt: skip
     return jobs
 
