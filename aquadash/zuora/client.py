@@ -51,7 +51,6 @@ from aquadash.zuora.shapes import (
     is_auth_failure,
     not_found_message,
     parse_job,
-    permission_denied,
     raise_for_error_body,
     unreadable,
     whole_number,
@@ -519,8 +518,6 @@ def _raise_for_response(
     if status in (401, 403):
         # The body tells a missing permission (AQuA 90009, v1 category 10) from bad credentials.
         raise_for_error_body(data, tenant=conn.tenant, track_id=track_id, job_expected=False)
-        if status == 403:  # Zuora's status for "no permission"
-            raise permission_denied(conn.tenant, track_id, process_id)
         _forget_token(conn)
         raise credentials_rejected(conn.tenant, track_id, process_id)
     if status == 404:
