@@ -410,27 +410,25 @@ def _send(
                 "Zuora's host name pointed at a private network address, so aquadash refused "
                 "to connect. Tell whoever runs aquadash: their DNS may have been tampered with.",
             ) from None
-        if isinstance(exc, requests.exceptions.ProxyError):
-            raise ZuoraUnavailable(
+        proxy = isinstance(exc, requests.exceptions.ProxyError)
+        never_left = proxy or isinstance(reason, urllib3.exceptions.NewConnectionError)
+        if proxy:
+            message = (
                 "aquadash cannot reach Zuora through its outbound proxy (ZUORA_PROXY): the proxy "
                 "did not answer or would not connect to Zuora. Try again in a minute; if it "
-                "persists, tell whoever runs aquadash.",
-            ) from None
-        if isinstance(reason, urllib3.exceptions.NameResolutionError):
-            raise ZuoraUnavailable(
+                "persists, tell whoever runs aquadash."
+            )
+        elif isinstance(reason, urllib3.exceptions.NameResolutionError):
+            message = (
                 "aquadash cannot reach Zuora (the host name did not resolve). Try again in a "
-                "minute; if it persists, whoever runs aquadash should check the server's DNS.",
-            ) from None
-        if isinstance(reason, urllib3.exceptions.NewConnectionError):
-            raise ZuoraUnavailable(
+                "minute; if it persists, whoever runs aquadash should check the server's DNS."
+            )
+        else:
+            message = (
                 "aquadash cannot reach Zuora right now (the connection failed). Try again in a "
-                "minute; if it persists, check Zuora's status page.",
-            ) from None
-        raise ZuoraUnavailable(
-            "aquadash cannot reach Zuora right now (the connection failed). Try again in a "
-            "minute; if it persists, check Zuora's status page.",
-            track_id=track_id,
-        ) from None
+                "minute; if it persists, check Zuora's status page."
+            )
+        raise ZuoraUnavailable(message, track_id="" if never_left else track_id) from None
     except requests.RequestException:
         raise ZuoraUnavailable(
             "aquadash cannot reach Zuora right now (the connection failed). Try again in a "
