@@ -24,11 +24,19 @@ SECRET_BOUND_FIELDS = {"environment", "base_url", "auth_method"}
 CREDENTIAL_FIELDS = SECRET_BOUND_FIELDS | {
     "identity",
     "entity_id",
+    "org_ids",
     "secret",
     "clear_secret",
     "webhook_url",
     "clear_webhook_url",
 }
+
+
+BASIC_AUTH_WARNING = (
+    "This tenant signs in with a username and password. Zuora API users' passwords can "
+    "expire, and aquadash then stops working for the tenant until someone enters the new one: "
+    "Zuora recommends an OAuth client instead."
+)
 
 
 class TenantForm(forms.ModelForm):
@@ -70,6 +78,7 @@ class TenantForm(forms.ModelForm):
             "base_url",
             "time_zone",
             "entity_id",
+            "org_ids",
             "auth_method",
             "identity",
             "secret",
@@ -147,7 +156,7 @@ class TenantAdmin(admin.ModelAdmin):
     )
     fieldsets = [
         (None, {"fields": ["name", "slug", "is_active"]}),
-        ("Zuora", {"fields": ["environment", "base_url", "time_zone", "entity_id"]}),
+        ("Zuora", {"fields": ["environment", "base_url", "time_zone", "entity_id", "org_ids"]}),
         ("Credentials", {"fields": ["auth_method", "identity", "secret", "clear_secret"]}),
         ("Notifications", {"fields": ["webhook_url", "clear_webhook_url"]}),
         ("Access", {"fields": ["groups"]}),
@@ -201,6 +210,8 @@ class TenantAdmin(admin.ModelAdmin):
         self, request: HttpRequest, tenant: Tenant, form: TenantForm, change: bool
     ) -> None:
         super().save_model(request, tenant, form, change)
+        if tenant.auth_method == "basic":
+            self.message_user(request, BASIC_AUTH_WARNING, messages.WARNING)
         fields = [name for name in form.changed_data if name in CREDENTIAL_FIELDS]
         if fields or not change:
             detail = ", ".join(

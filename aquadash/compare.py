@@ -113,7 +113,7 @@ def _previous_run(
             last = zuora.get_last_completed_job(
                 tenant.zuora_connection(), partner=job.partner, project=job.project
             )
-    except zuora.JobNotFound:
+    except (zuora.JobNotFound, zuora.UnknownPartner):  # no completed run in Zuora either
         return None, False, ""
     except zuora.ZuoraError as exc:
         return None, False, f"Zuora could not say which run came before: {exc.message}"

@@ -49,6 +49,7 @@ class SharedAnswer:
     at: float  # when it was fetched, as time.time()
     until: float  # when the next poll is due
     track_id: str = ""
+    request_id: str = ""
     raw: dict | None = None  # the job, as Zuora described it
     error: str = ""  # or the name of the ZuoraError it was
     message: str = ""
@@ -127,12 +128,14 @@ def fetch_job(
     if said_again:
         # As poll after poll of a running job: only when, by whom and the track ID are new.
         snapshot.last_fetched_at, snapshot.track_id = timezone.now(), job.track_id
+        snapshot.request_id = job.request_id
         snapshot.last_fetched_by = user if user and user.is_authenticated else None
         if touch:
-            snapshot.save(update_fields=["last_fetched_at", "last_fetched_by", "track_id"])
+            fields = ["last_fetched_at", "last_fetched_by", "track_id", "request_id"]
+            snapshot.save(update_fields=fields)
     else:
         snapshot = store_job(tenant, job, user=user)
-    _remember(key, raw=job.raw, track_id=job.track_id)
+    _remember(key, raw=job.raw, track_id=job.track_id, request_id=job.request_id)
     return JobState(
         job=job,
         snapshot=snapshot,
@@ -151,6 +154,7 @@ def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) 
         "is_final": job.is_final,
         "raw": job.raw,
         "track_id": job.track_id,
+        "request_id": job.request_id,
         "last_fetched_at": timezone.now(),
         "last_fetched_by": fetched_by,
         "gone_at": None,
@@ -200,14 +204,18 @@ def _state_from_cache(
 ) -> JobState:
     """The last answer any server had from Zuora, as a state or as the error it was."""
     if cached.raw is None:
-        error = _error_class(cached.error)(cached.message, track_id=cached.track_id)
+        error = _error_class(cached.error)(
+            cached.message, track_id=cached.track_id, request_id=cached.request_id
+        )
         error.retry_after = cached.retry_after
         if snapshot is None:
             raise error
         if isinstance(error, zuora.JobNotFound):
             return _stored_state(snapshot)
         return replace(_stored_state(snapshot), error=error)
-    job = zuora.parse_job(cached.raw, zone=tenant.zoneinfo, track_id=cached.track_id)
+    job = zuora.parse_job(
+        cached.raw, zone=tenant.zoneinfo, track_id=cached.track_id, request_id=cached.request_id
+    )
     fetched_at = datetime.fromtimestamp(cached.at, tz=UTC)
     if snapshot is None:
         # Read before another request stored it (a first lookup that waited), or the cache
@@ -236,6 +244,7 @@ def _remember_failure(key: str, exc: zuora.ZuoraError) -> float:
         error=type(exc).__name__,
         message=exc.message,
         track_id=exc.track_id,
+        request_id=exc.request_id,
         retry_after=exc.retry_after,
     )
     return fresh_for

@@ -67,24 +67,44 @@ class Tenant(models.Model):
         help_text="Only for “Other host”: a host:port that whoever runs aquadash listed in "
         "ZUORA_EXTRA_HOSTS, such as the simulator.",
     )
-    auth_method = models.CharField(max_length=10, choices=AUTH_METHODS, default="oauth")
+    auth_method = models.CharField(
+        max_length=10,
+        choices=AUTH_METHODS,
+        default="oauth",
+        help_text="Prefer an OAuth client: the passwords of Zuora API users can expire, and "
+        "then aquadash can no longer sign in for this tenant. Zuora recommends OAuth too.",
+    )
     identity = models.CharField(
         "client ID or username",
         max_length=255,
         help_text="The OAuth client ID, or the username for username-and-password sign-in.",
     )
     encrypted_secret = models.TextField(editable=False)
+    # Kept as the 32 hexadecimal digits Zuora shows; the token call gets it as a UUID.
     entity_id = models.CharField(
         "entity ID",
         max_length=36,
         blank=True,
         validators=[
             RegexValidator(
-                r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$",
-                "An entity ID is a UUID: 36 characters with hyphens.",
+                r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})$",
+                "An entity ID is 32 hexadecimal digits, with or without the hyphens of a UUID.",
             )
         ],
-        help_text="Multi-entity tenants only: sent as Zuora-Entity-Ids.",
+        help_text="Multi-entity tenants only: sent as Zuora-Entity-Ids. 32 hexadecimal digits "
+        "as Zuora shows them, or the same as a UUID with hyphens.",
+    )
+    org_ids = models.CharField(
+        "org IDs",
+        max_length=255,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^\s*[0-9A-Za-z-]+(?:\s*,\s*[0-9A-Za-z-]+)*\s*$",
+                "Org IDs are letters, digits and hyphens, separated by commas.",
+            )
+        ],
+        help_text="Multi-Org tenants only: sent as Zuora-Org-Ids, comma-separated.",
     )
     time_zone = models.CharField(
         max_length=64,
@@ -119,6 +139,9 @@ class Tenant(models.Model):
         return self.name
 
     def clean(self) -> None:
+        # One stored form, whichever was typed.
+        self.entity_id = self.entity_id.replace("-", "").lower()
+        self.org_ids = ",".join(part.strip() for part in self.org_ids.split(",") if part.strip())
         if self.environment != CUSTOM_ENVIRONMENT:
             if self.base_url:
                 raise ValidationError(
@@ -201,7 +224,9 @@ class Tenant(models.Model):
             tenant=self.name,
             zone=self.zoneinfo,
             entity_id=self.entity_id,
+            org_ids=self.org_ids,
             extra_hosts=settings.ZUORA_EXTRA_HOSTS,
+            session=zuora.proxied_session(settings.ZUORA_PROXY),
             token_cache=encryption.EncryptedCache(shared_cache),
             connect_timeout=settings.ZUORA_CONNECT_TIMEOUT,
             read_timeout=settings.ZUORA_READ_TIMEOUT,
@@ -246,6 +271,9 @@ class JobSnapshot(models.Model):
     is_final = models.BooleanField(default=False)
     raw = models.JSONField(help_text="The job exactly as Zuora last returned it.")
     track_id = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(
+        max_length=64, blank=True, help_text="Zuora-Request-Id of that answer, for Zuora support."
+    )
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_fetched_at = models.DateTimeField()
     last_fetched_by = models.ForeignKey(
@@ -286,7 +314,9 @@ class JobSnapshot(models.Model):
     def job(self) -> zuora.Job:
         """The stored answer as a Job. Read snapshots through `tenant.jobs` where the tenant is
         at hand: the tenant's zone is needed here, and that way it costs no query."""
-        return zuora.parse_job(self.raw, zone=self.tenant.zoneinfo, track_id=self.track_id)
+        return zuora.parse_job(
+            self.raw, zone=self.tenant.zoneinfo, track_id=self.track_id, request_id=self.request_id
+        )
 
     def mark_gone(self) -> None:
         if self.gone_at is None:

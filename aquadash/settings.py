@@ -9,6 +9,7 @@ names the variable.
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -63,6 +64,32 @@ def host_port_list(name: str) -> frozenset[tuple[str, int]]:
             raise ImproperlyConfigured(f"{name} entries must look like host:port, not {item!r}.")
         pairs.add((host.strip("[]").lower(), int(port)))
     return frozenset(pairs)
+
+
+def proxy_url(name: str) -> str:
+    """An http:// or https:// proxy (user:password@ allowed), or "" when unset. The value is never
+    repeated in the message: it may hold the proxy's password."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return ""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ImproperlyConfigured(
+            f"{name} must be the address of an http:// or https:// proxy, such as "
+            "http://proxy.internal:3128, with nothing after the port."
+        )
+    return value.rstrip("/")
 
 
 def fernet_keys(name: str, *, debug: bool, development_key_file: Path) -> list[str]:
@@ -306,6 +333,8 @@ ZUORA_EXTRA_HOSTS = host_port_list("ZUORA_EXTRA_HOSTS")
 # Plain http:// base URLs send the secret unencrypted: only for a simulator on this machine.
 ZUORA_ALLOW_HTTP = envbool("ZUORA_ALLOW_HTTP", DEBUG)
 ZUORA_CONNECT_TIMEOUT = envfloat("ZUORA_CONNECT_TIMEOUT", 3.05)
+# For servers whose only way out is a proxy: calls to Zuora are tunnelled through it (CONNECT).
+ZUORA_PROXY = proxy_url("ZUORA_PROXY")
 ZUORA_READ_TIMEOUT = envfloat("ZUORA_READ_TIMEOUT", 15.0)
 
 # Keys for the tenants' stored Zuora secrets, independent of SECRET_KEY. Newest first: new

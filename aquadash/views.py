@@ -123,6 +123,15 @@ def last_completed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
         return _error_page(request, tenant, exc, job_id="", title="No completed job")
     except zuora.InvalidId as exc:
         return _error_page(request, tenant, exc, job_id="", title="Check the partner and project")
+    except zuora.UnknownPartner as exc:
+        exc = zuora.UnknownPartner(
+            f"Zuora does not recognise the partner “{partner}” in this tenant (AQuA error "
+            "90019). Check its spelling: it is the partner name the integration submits its "
+            "stateful jobs with.",
+            track_id=exc.track_id,
+            request_id=exc.request_id,
+        )
+        return _error_page(request, tenant, exc, job_id="", title="Unknown partner")
     except zuora.ZuoraError as exc:
         return _error_page(request, tenant, exc, job_id="")
     jobs.store_job(tenant, job, user=request.user)
@@ -290,6 +299,9 @@ def job_raw(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
         json.dumps(snapshot.raw, indent=2, ensure_ascii=False),
         content_type="application/json; charset=utf-8",
     )
+    # The body is Zuora's answer, byte for byte; what Zuora support asks for rides beside it.
+    response["Zuora-Track-Id"] = snapshot.track_id
+    response["Zuora-Request-Id"] = snapshot.request_id
     if "download" in request.GET:
         _as_attachment(response, f"aqua-job-{snapshot.job_id}.json")
     add_never_cache_headers(response)

@@ -90,12 +90,14 @@ def test_last_completed_job_opens_its_page(finance_client, simulator_tenant):
 
 def test_last_completed_job_of_an_unknown_session_is_a_404(finance_client, simulator_tenant):
     response = finance_client.get(
-        f"/t/{simulator_tenant.slug}/last-completed/", {"partner": "no", "project": "body"}
+        f"/t/{simulator_tenant.slug}/last-completed/",
+        {"partner": sim.DEMO_PARTNER, "project": "body"},
     )
 
     html = response.content.decode()
     assert response.status_code == 404
-    assert "<h1>No completed job</h1>" in html and "partner “no” and project “body”" in html
+    assert "<h1>No completed job</h1>" in html
+    assert f"partner “{sim.DEMO_PARTNER}” and project “body”" in html
     assert "has no stored copy" not in html
 
 

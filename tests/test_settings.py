@@ -18,6 +18,10 @@ from tests.conftest import start_django
         ("ZUORA_EXTRA_HOSTS", "127.0.0.1:99999"),
         ("ZUORA_READ_TIMEOUT", "soon"),
         ("AQUADASH_POLL_SECONDS", "5s"),
+        ("ZUORA_PROXY", "socks5://proxy.internal:1080"),
+        ("ZUORA_PROXY", "proxy.internal:3128"),
+        ("ZUORA_PROXY", "http://proxy.internal:port"),
+        ("ZUORA_PROXY", "http://proxy.internal:3128/some/path"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_the_variable(variable, value):

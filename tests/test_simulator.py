@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import zipfile
 from datetime import datetime
 from typing import Any
@@ -207,7 +208,10 @@ def test_every_catalogue_job_has_zuoras_shape(simulator, job_id):
     assert body["status"] in JOB_STATUSES
     assert body["format"] in {"CSV", "GZIP", "ZIP"}
     assert body["encrypted"] in {"none", "pgp"}
-    assert len(body["startTime"]) == len("2014-09-03 08:20:07")
+    # The tenant's local time, or UTC with an offset for a job submitted with dateTimeUtc.
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d( \d\d:\d\d:\d\d|T\d\d:\d\d:\d\d\+0000)", body["startTime"]
+    )
     for batch in body["batches"]:
         assert len(batch["batchId"]) == 32
         assert batch["status"] in BATCH_STATUSES
@@ -472,10 +476,17 @@ def test_last_completed_of_the_documented_session_is_served_verbatim(simulator):
     assert hashlib.sha256(response.content).hexdigest() == DOC_SHA256[DOC_SEGMENTS_JOB_ID]
 
 
-def test_last_completed_of_an_unknown_session_is_unknown(simulator):
-    response = get(simulator, "/v1/batch-query/jobs/partner/nobody/project/nothing")
+def test_last_completed_of_an_unknown_project_is_unknown(simulator):
+    response = get(simulator, f"/v1/batch-query/jobs/partner/{DEMO_PARTNER}/project/nothing")
 
     assert response.status_code == 404
+
+
+def test_last_completed_of_an_unknown_partner_is_error_90019_with_http_200(simulator):
+    response = get(simulator, "/v1/batch-query/jobs/partner/nobody/project/nothing")
+
+    assert response.status_code == 200
+    assert response.json()["errorCode"] == "90019"
 
 
 # Unknown and forgotten jobs

@@ -351,3 +351,25 @@ def test_a_webhook_host_not_on_the_allow_list_is_refused_at_save_time(
     assert "aquadash may post only to the chat webhook hosts" in response.content.decode()
     tenant.refresh_from_db()
     assert tenant.encrypted_webhook_url == ""
+
+
+def test_choosing_username_and_password_warns_that_passwords_expire(
+    admin_client: Client,
+) -> None:
+    response = admin_client.post(
+        reverse("admin:aquadash_tenant_add"),
+        form_data(auth_method="basic", identity="ops@globex.test", secret=NEW_SECRET),
+        follow=True,
+    )
+
+    html = response.content.decode()
+    assert Tenant.objects.get(slug="globex").auth_method == "basic"
+    assert "passwords can expire" in html and "OAuth client instead" in html
+
+
+def test_an_oauth_tenant_gets_no_password_warning(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("admin:aquadash_tenant_add"), form_data(secret=NEW_SECRET), follow=True
+    )
+
+    assert "passwords can expire" not in response.content.decode()

@@ -82,7 +82,7 @@ def test_zuora_connection_carries_the_tenants_settings(
     assert (conn.base_url, conn.tenant, conn.entity_id) == (
         "https://rest.zuora.com",
         "Acme",
-        "8a8082c4-5a12-4c2e-b3c0-2d1b4f0d1a99",
+        "8a8082c45a124c2eb3c02d1b4f0d1a99",
     )
     assert (conn.credentials.method, conn.credentials.identity) == ("basic", "ops@acme.test")
     assert conn.credentials.secret == CANARY_SECRET
@@ -118,3 +118,28 @@ def test_check_connection_records_an_unreachable_zuora(make_tenant: Callable[...
     assert not ok
     assert "cannot reach Zuora" in message
     assert (tenant.last_contact_ok, tenant.last_contact_message) == (False, message)
+
+
+@pytest.mark.parametrize(
+    "typed", ["8A8082C45A124C2EB3C02D1B4F0D1A99", "8a8082c4-5a12-4c2e-b3c0-2d1b4f0d1a99"]
+)
+def test_an_entity_id_is_stored_as_the_32_hex_digits_zuora_shows(
+    tenant: Tenant, typed: str
+) -> None:
+    tenant.entity_id = typed
+    tenant.full_clean()
+    assert tenant.entity_id == "8a8082c45a124c2eb3c02d1b4f0d1a99"
+
+
+def test_org_ids_are_stored_comma_separated_without_spaces(tenant: Tenant) -> None:
+    tenant.org_ids = " org-1 , org-2 "
+    tenant.full_clean()
+    assert tenant.org_ids == "org-1,org-2"
+
+
+@pytest.mark.parametrize("org_ids", ["org 1", "org-1;org-2", "org-1\r\nX-Evil: 1"])
+def test_org_ids_that_are_not_ids_are_refused(tenant: Tenant, org_ids: str) -> None:
+    tenant.org_ids = org_ids
+    with pytest.raises(ValidationError) as caught:
+        tenant.full_clean()
+    assert "org_ids" in caught.value.message_dict

@@ -656,7 +656,8 @@ def test_no_secret_or_token_reaches_logs_messages_or_reprs(simulator, caplog):
 
 def test_an_answer_about_another_job_is_unreadable(simulator, monkeypatch):
     other = {"id": "f" * 32, "status": "completed", "batches": []}
-    monkeypatch.setattr(zuora.client, "_call_json", lambda *args, **kwargs: (other, "track"))
+    answer = (other, "track", "request")
+    monkeypatch.setattr(zuora.client, "_call_json", lambda *args, **kwargs: answer)
 
     with pytest.raises(zuora.UnreadableResponse, match="different job"):
         zuora.get_job(connect(simulator), job_id=EXAMPLE_FILE_JOB)
@@ -692,7 +693,7 @@ def test_a_strange_retry_after_falls_back_to_backoff(simulator, value):
     assert len(conn.sleep) == 1 and 0 <= conn.sleep[0] <= zuora.MAX_RETRY_WAIT
 
 
-@pytest.mark.parametrize("code", [90000011, 50000011, 50000010])
+@pytest.mark.parametrize("code", [90000011, 50000011])
 def test_any_authentication_code_in_a_200_drops_the_cached_token(simulator, code):
     conn = connect(simulator)
     zuora.get_job(conn, job_id=EXAMPLE_FILE_JOB)
@@ -796,3 +797,44 @@ def test_twenty_first_lookups_at_once_share_one_token(simulator):
 
     assert failures == []
     assert tokens_issued(simulator) == 1
+
+
+# --- Entity, org and the username-and-password check ----------------------------------------------
+
+
+def test_the_token_call_gets_the_entity_as_a_uuid_and_aqua_as_zuora_shows_it(simulator):
+    conn = connect(simulator, entity_id="8a8082c45a124c2eb3c02d1b4f0d1a99")
+
+    zuora.get_job(conn, job_id=EXAMPLE_FILE_JOB)
+
+    token_call, job_call = simulator.requests
+    assert token_call.headers["Zuora-Entity-Ids"] == "8a8082c4-5a12-4c2e-b3c0-2d1b4f0d1a99"
+    assert job_call.headers["Zuora-Entity-Ids"] == "8a8082c45a124c2eb3c02d1b4f0d1a99"
+
+
+def test_org_ids_are_sent_as_zuora_org_ids_but_not_to_the_token_call(simulator):
+    conn = connect(simulator, org_ids="org-1,org-2")
+
+    zuora.get_job(conn, job_id=EXAMPLE_FILE_JOB)
+
+    token_call, job_call = simulator.requests
+    assert job_call.headers["Zuora-Org-Ids"] == "org-1,org-2"
+    assert "Zuora-Org-Ids" not in token_call.headers
+
+
+def test_a_username_and_password_are_checked_with_post_v1_connections(simulator):
+    zuora.check_credentials(connect(simulator, method="basic"))
+
+    (seen,) = simulator.requests
+    assert seen.endpoint == "POST /v1/connections"
+    assert seen.headers["Apiaccesskeyid"] == sim.DEMO_USERNAME
+    assert "Authorization" not in seen.headers
+
+
+def test_zuoras_session_cookie_is_never_kept_for_another_tenant(simulator):
+    session = zuora.new_session()
+
+    zuora.check_credentials(connect(simulator, method="basic", session=session))
+
+    assert simulator.requests[-1].status == 200
+    assert len(session.cookies) == 0

@@ -42,6 +42,12 @@ DEMO_CLIENT_ID = "5d3c7f2a-9b41-4e6d-8a0f-1c2b3d4e5f60"
 DEMO_CLIENT_SECRET = "aquadash-demo-secret-not-for-production"
 DEMO_USERNAME = "demo@aquadash.example"
 DEMO_PASSWORD = "demo-password"
+# A client and a user that sign in, but whose Zuora role lacks AQuA: AQuA answers 90009, other
+# v1 calls 403 with a category-10 (permission denied) code.
+NO_AQUA_CLIENT_ID = "0b7e4d1c-2f3a-4c5d-9e8f-a1b2c3d4e5f6"
+NO_AQUA_CLIENT_SECRET = "aquadash-demo-no-aqua-secret"
+NO_AQUA_USERNAME = "no-aqua@aquadash.example"
+NO_AQUA_PASSWORD = "no-aqua-password"
 
 DAY = 24 * 3600.0
 JOB_RETENTION = 180 * DAY  # Zuora deletes jobs created more than 180 days ago
@@ -51,6 +57,7 @@ CONTROL = "/_simulator/"
 
 ENDPOINTS = [
     ("/oauth/token", re.compile(r"/oauth/token/?")),
+    ("/v1/connections", re.compile(r"/v1/connections/?")),
     ("/v1/batch-query", re.compile(r"/v1/batch-query/?")),
     (
         "/v1/batch-query/jobs/partner/{partner}/project/{project}",
@@ -101,6 +108,7 @@ class Simulator:
         timezone: str = "America/Los_Angeles",
         clients: dict[str, str] | None = None,
         users: dict[str, str] | None = None,
+        without_aqua: frozenset[str] = frozenset({NO_AQUA_CLIENT_ID, NO_AQUA_USERNAME}),
     ) -> None:
         if str(unknown_job) not in ("404", "200"):
             raise ValueError('unknown_job must be "404" or "200".')
@@ -111,14 +119,19 @@ class Simulator:
         # errorCode 90002). Zuora's docs do not say, so tests may change it at any time.
         self.unknown_job = str(unknown_job)
         self.timezone = timezone
-        self.clients = {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET} if clients is None else clients
-        self.users = {DEMO_USERNAME: DEMO_PASSWORD} if users is None else users
+        if clients is None:
+            clients = {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET, NO_AQUA_CLIENT_ID: NO_AQUA_CLIENT_SECRET}
+        if users is None:
+            users = {DEMO_USERNAME: DEMO_PASSWORD, NO_AQUA_USERNAME: NO_AQUA_PASSWORD}
+        self.clients, self.users = clients, users
+        self.without_aqua = without_aqua  # client IDs and usernames whose role lacks AQuA
         self.url = ""  # set by serve()
         self._zone = ZoneInfo(timezone)
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._files: dict[str, _FileRef] = {}
         self._tokens: dict[str, float] = {}
+        self._token_owners: dict[str, str] = {}  # token -> the client ID it was issued to
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
         for job in catalogue.seed(clock()):
@@ -290,9 +303,19 @@ class Simulator:
         now = self.clock()
         if template == "/oauth/token" and method == "POST":
             return self._issue_token(body, now)
-        if not self._authenticated(environ, now):
+        identity = self._authenticated(environ, now)
+        if not identity:
             return authentication_error()
+        if identity in self.without_aqua and template and template != "/v1/connections":
+            if template.startswith("/v1/batch-query"):
+                denied = {"errorCode": "90009", "message": "User is not authorized."}
+                return json_response(200, denied)
+            return v1_error(403, 50000010, "You do not have permission to perform this action.")
         match method, template:
+            case "POST", "/v1/connections":
+                # Zuora's older reference: {"success": true}, and a session cookie for later calls.
+                cookie = f"ZSession={secrets.token_hex(16)}; Path=/; Secure; HttpOnly"
+                return json_response(200, {"success": True}, [("Set-Cookie", cookie)])
             case "POST", "/v1/batch-query":
                 return self._submit(body, now)
             case "GET", "/v1/batch-query/jobs/{id}":
@@ -319,6 +342,7 @@ class Simulator:
         token = secrets.token_hex(16)
         with self._lock:
             self._tokens[token] = now + self.token_lifetime
+            self._token_owners[token] = client_id
         return json_response(
             200,
             {
@@ -331,26 +355,31 @@ class Simulator:
             },
         )
 
-    def _authenticated(self, environ: dict[str, Any], now: float) -> bool:
+    def _authenticated(self, environ: dict[str, Any], now: float) -> str:
+        """Who signed the request (a client ID or username), or "" when nobody did."""
         scheme, _, credential = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() == "bearer":
             with self._lock:
                 expires = self._tokens.get(credential.strip())
-            return expires is not None and now < expires
+                owner = self._token_owners.get(credential.strip(), "")
+            return owner if expires is not None and now < expires else ""
         if scheme.lower() == "basic":
             try:
                 decoded = base64.b64decode(credential.strip(), validate=True).decode()
             except (binascii.Error, UnicodeDecodeError):
-                return False
+                return ""
             username, _, password = decoded.partition(":")
             return self._user_ok(username, password)
         username = environ.get("HTTP_APIACCESSKEYID")
         password = environ.get("HTTP_APISECRETACCESSKEY")
-        return username is not None and password is not None and self._user_ok(username, password)
+        if username is None or password is None:
+            return ""
+        return self._user_ok(username, password)
 
-    def _user_ok(self, username: str, password: str) -> bool:
+    def _user_ok(self, username: str, password: str) -> str:
         expected = self.users.get(username)
-        return expected is not None and hmac.compare_digest(expected, password)
+        ok = expected is not None and hmac.compare_digest(expected, password)
+        return username if ok else ""
 
     def _add(self, job: Job) -> None:
         with self._lock:
@@ -416,6 +445,10 @@ class Simulator:
 
     def _last_completed(self, partner: str, project: str, now: float) -> Response:
         with self._lock:
+            if not any(job.partner_project[0] == partner for job in self._jobs.values()):
+                # HTTP 200, as tap-zuora's client.py notes for an unrecognised partner.
+                message = "The partner ID is not recognized."
+                return json_response(200, {"errorCode": "90019", "message": message})
             jobs = self._completed(partner, project, now)
             return self._job_response(jobs[-1], now) if jobs else self._unknown()
 

@@ -35,6 +35,7 @@ PURGED_FILES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000117"
 FIFTY_BATCHES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000118"
 NOTES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000119"
 UTC_TIMES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000120"
+QUERIES_IGNORED_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000121"
 
 # A stateful session whose last completed job is INCREMENTAL_JOB_ID (after FULL_LOAD_JOB_ID).
 DEMO_PARTNER = "aquadash"
@@ -71,6 +72,8 @@ CATALOGUE: dict[str, str] = {
     "or 18 digits, dates and timestamps: a test of CSV readers and spreadsheets.",
     UTC_TIMES_JOB_ID: "Completed, submitted with dateTimeUtc as Stitch does: startTime and the "
     'timestamps in its file are UTC with an offset ("2021-01-18T17:13:48+0000").',
+    QUERIES_IGNORED_JOB_ID: "Completed with errorCode 90018: queries on objects the user may not "
+    "read were ignored.",
 }
 
 # Zuora's "Get Job Results" examples, byte for byte (the second keeps its odd spacing).
@@ -250,6 +253,15 @@ def seed(now: float) -> list[Job]:
         job(UTC_TIMES_JOB_ID, "Stitch accounts (UTC)", now - 90 * 60, [
             batch(UTC_TIMES_JOB_ID, 0, "Accounts", ACCOUNTS, 320),
         ], version="1.1", utc_times=True),
+        # AQuA error 90018: the user may not read an object, so Zuora ran the job without the
+        # queries that use it. Which batches such a job then lists is not documented.
+        job(QUERIES_IGNORED_JOB_ID, "Accounts and payments", now - 2 * HOUR, [
+            batch(QUERIES_IGNORED_JOB_ID, 0, "Accounts", ACCOUNTS, 310),
+        ], extra={
+            "errorCode": "90018",
+            "message": "The API user does not have permission to access one or more objects "
+            "in the queries. Those queries are ignored.",
+        }),
     ]  # fmt: skip
     return jobs
 

@@ -4,6 +4,7 @@ request), with the bare connection close that the `drop` and `truncated` faults 
 import logging
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 from collections.abc import Iterator
@@ -25,13 +26,24 @@ class Running:
 
 
 @contextmanager
-def serve(simulator: Simulator, host: str = "127.0.0.1", port: int = 0) -> Iterator[Running]:
-    """Serve `simulator` until the block ends; port 0 picks a free port. Sets `simulator.url`."""
+def serve(
+    simulator: Simulator,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    tls: ssl.SSLContext | None = None,
+) -> Iterator[Running]:
+    """Serve `simulator` until the block ends; port 0 picks a free port. Sets `simulator.url`.
+    With `tls` (a server context holding a certificate) it speaks https, as Zuora does."""
     server_class = _Server6 if ":" in host else _Server
     server = server_class((host, port), _RequestHandler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.set_app(simulator)
     bound_port = server.server_address[1]
-    url = f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
+    scheme = "https" if tls is not None else "http"
+    netloc = f"[{host}]:{bound_port}" if ":" in host else f"{host}:{bound_port}"
+    url = f"{scheme}://{netloc}"
     simulator.url = url
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True

@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
@@ -24,6 +24,7 @@ import urllib3.util.connection
 from django.views.decorators.debug import sensitive_variables
 
 from aquadash.zuora.errors import (
+    CredentialsRejected,
     FileNotFound,
     FileTooLarge,
     HostNotAllowed,
@@ -32,6 +33,8 @@ from aquadash.zuora.errors import (
     RateLimited,
     RequestRejected,
     UnexpectedRedirect,
+    WrongEnvironment,
+    ZuoraError,
     ZuoraTimeout,
     ZuoraUnavailable,
 )
@@ -39,6 +42,7 @@ from aquadash.zuora.network import (
     SESSION,
     PrivateAddress,
     check_base_url,
+    other_clouds,
 )
 from aquadash.zuora.shapes import (
     Job,
@@ -86,7 +90,8 @@ class Connection:
     credentials: Credentials
     tenant: str  # the tenant's name, for messages
     zone: tzinfo = UTC  # the tenant's time zone: Zuora's times without an offset are in it
-    entity_id: str = ""
+    entity_id: str = ""  # 32 hex digits, as Zuora shows it; the token call gets it as a UUID
+    org_ids: str = ""  # Multi-Org: comma-separated, sent as Zuora-Org-Ids
     extra_hosts: frozenset[tuple[str, int]] = frozenset()
     token_cache: TokenCache | None = field(default=None, repr=False)
     session: requests.Session = field(default=SESSION, repr=False)
@@ -99,10 +104,9 @@ class Connection:
 
 def get_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
-    data, track_id = _call_json(conn, "GET", f"/v1/batch-query/jobs/{job_id}")
-    job = parse_job(data, zone=conn.zone, tenant=conn.tenant, track_id=track_id)
+    job = _call_job(conn, "GET", f"/v1/batch-query/jobs/{job_id}")
     if job.id != job_id:
-        raise unreadable("the answer is about a different job", track_id)
+        raise unreadable("the answer is about a different job", job.track_id)
     return job
 
 
@@ -110,14 +114,23 @@ def get_last_completed_job(conn: Connection, *, partner: str, project: str) -> J
     path = "/v1/batch-query/jobs/partner/{}/project/{}".format(
         _path_part(partner, "partner"), _path_part(project, "project")
     )
-    data, track_id = _call_json(conn, "GET", path)
-    return parse_job(data, zone=conn.zone, tenant=conn.tenant, track_id=track_id)
+    return _call_job(conn, "GET", path)
 
 
 def cancel_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
-    data, track_id = _call_json(conn, "DELETE", f"/v1/batch-query/jobs/{job_id}")
-    return parse_job(data, zone=conn.zone, tenant=conn.tenant, track_id=track_id)
+    return _call_job(conn, "DELETE", f"/v1/batch-query/jobs/{job_id}")
+
+
+def _call_job(conn: Connection, method: str, path: str) -> Job:
+    data, track_id, request_id = _call_json(conn, method, path)
+    try:
+        return parse_job(
+            data, zone=conn.zone, tenant=conn.tenant, track_id=track_id, request_id=request_id
+        )
+    except ZuoraError as exc:
+        exc.request_id = request_id
+        raise
 
 
 @dataclass
@@ -169,29 +182,75 @@ def open_file(conn: Connection, *, file_id: str, retention_days: int = 3) -> Res
             track_id=track_id,
         )
     if response.status_code != 200:
-        with response:
+        with response, _quoting(response):
             body = _read_body(response, track_id, deadline)
-        if response.status_code == 403 and b"max-object-size" in body:
-            raise FileTooLarge(
-                "Zuora refuses to serve this result file because it is larger than 2,047 MB, "
-                "Zuora's limit for one file. Rerun the query split into smaller parts (by date "
-                "range, say), or ask Zuora support to turn on file segmentation.",
-                track_id=track_id,
-            )
-        _raise_for_response(conn, response, _parse_json(response, body, track_id), track_id)
+            if response.status_code == 403 and b"max-object-size" in body:
+                raise FileTooLarge(
+                    "Zuora refuses to serve this result file because it is larger than 2,047 "
+                    "MB, Zuora's limit for one file. Rerun the query split into smaller parts "
+                    "(by date range, say), or ask Zuora support to turn on file segmentation.",
+                    track_id=track_id,
+                )
+            _raise_for_response(conn, response, _parse_json(response, body, track_id), track_id)
     return ResultFile(response=response, track_id=track_id)
 
 
 def check_credentials(conn: Connection) -> str:
-    """Prove the stored credentials work; returns a short description of what was checked."""
+    """Prove the stored credentials work; returns a short description of what was checked.
+
+    Rejected credentials are tried at the environment's other cloud too: a tenant lives on one
+    of the two, and the other answers its credentials 401, which is no reason to change them.
+    """
+    try:
+        return _check_credentials(conn)
+    except CredentialsRejected as rejected:
+        base_url = check_base_url(conn.base_url, extra_hosts=conn.extra_hosts)
+        for label, other_url in other_clouds(base_url):
+            try:
+                _check_credentials(replace(conn, base_url=other_url, token_cache=None))
+            except ZuoraError:
+                continue
+            raise WrongEnvironment(
+                f"Zuora at {base_url} rejected these credentials, but these credentials work "
+                f"at {other_url} ({label}): change the tenant's environment to {label}. The "
+                "secret is fine.",
+                track_id=rejected.track_id,
+                request_id=rejected.request_id,
+            ) from None
+        raise
+
+
+def _check_credentials(conn: Connection) -> str:
     if conn.credentials.method == "oauth":
         _fetch_token(conn, track_id=new_track_id(), deadline=_deadline(conn))
         return "Zuora issued an OAuth token for these credentials."
-    # Basic auth has no token call: an authenticated lookup of a job that cannot exist answers
-    # "not found" only when the credentials were accepted.
-    with contextlib.suppress(JobNotFound):
-        get_job(conn, job_id="0" * 32)
+    _open_connection(conn, track_id=new_track_id(), deadline=_deadline(conn))
     return "Zuora accepted the username and password."
+
+
+@sensitive_variables()
+def _open_connection(conn: Connection, *, track_id: str, deadline: float) -> None:
+    """POST /v1/connections, Zuora's documented check of a username and password (older API
+    reference, "Establish a connection to Zuora REST API"): `{"success": true}` when they work.
+    Its session cookie is not kept: the session refuses cookies."""
+    base_url = check_base_url(conn.base_url, extra_hosts=conn.extra_hosts)
+    credentials = conn.credentials
+    headers = _headers(conn, track_id) | {
+        "apiAccessKeyId": credentials.identity,
+        "apiSecretAccessKey": credentials.secret,
+    }
+    response = _send(conn, "POST", base_url + "/v1/connections", headers, deadline, track_id)
+    logger.info("Zuora POST /v1/connections -> %s (track %s)", response.status_code, track_id)
+    _refuse_redirect(response, track_id)
+    with response, _quoting(response):
+        data = _read_json_body(response, track_id, deadline)
+        if response.status_code != 200:
+            _raise_for_response(conn, response, data, track_id)
+        if not isinstance(data, dict):
+            raise unreadable("the answer to the sign-in check is not a JSON object", track_id)
+        raise_for_error_body(data, tenant=conn.tenant, track_id=track_id, job_expected=False)
+        if data.get("success") is not True:
+            raise unreadable("the answer does not say whether the sign-in worked", track_id)
 
 
 def _path_part(value: str, what: str) -> str:
@@ -208,20 +267,38 @@ def new_track_id() -> str:
 
 def _call_json(
     conn: Connection, method: str, path: str, *, deadline: float | None = None, reauth: bool = True
-) -> tuple[Any, str]:
+) -> tuple[Any, str, str]:
+    """(the answer's JSON, our track ID, Zuora's request ID)."""
     deadline = deadline or _deadline(conn)
     response, track_id = _call(conn, method, path, deadline=deadline)
-    with response:
+    with response, _quoting(response):
         data = _read_json_body(response, track_id, deadline)
-    if response.status_code != 200:
-        _raise_for_response(conn, response, data, track_id)
+        if response.status_code != 200:
+            _raise_for_response(conn, response, data, track_id)
     if is_auth_failure(data):
         # HTTP 200 with an auth failure in the body: the cached token is no good. Sign in once
         # more with the stored credentials before saying they were rejected.
         _forget_token(conn)
         if reauth and conn.credentials.method == "oauth":
             return _call_json(conn, method, path, deadline=deadline, reauth=False)
-    return data, track_id
+    return data, track_id, _request_id(response)
+
+
+def _request_id(response: requests.Response) -> str:
+    """Zuora's Zuora-Request-Id, which Zuora support asks for; shown on pages, so only a
+    short printable one."""
+    value = response.headers.get("Zuora-Request-Id", "")
+    return value[:64] if value.isascii() and value.isprintable() else ""
+
+
+@contextlib.contextmanager
+def _quoting(response: requests.Response) -> Iterator[None]:
+    """Whatever error this answer turns out to be carries Zuora's request ID."""
+    try:
+        yield
+    except ZuoraError as exc:
+        exc.request_id = exc.request_id or _request_id(response)
+        raise
 
 
 def _deadline(conn: Connection) -> float:
@@ -260,14 +337,27 @@ def _call(
         return response, track_id
 
 
-def _headers(conn: Connection, track_id: str, accept: str = "application/json") -> dict[str, str]:
+def _headers(
+    conn: Connection, track_id: str, accept: str = "application/json", *, token_call: bool = False
+) -> dict[str, str]:
     """What every request to Zuora carries, but the credentials."""
     headers = {"Accept": accept, "Zuora-Track-Id": track_id}
     if accept != "application/json":
         headers["Accept-Encoding"] = "identity"  # the file as Zuora made it, byte for byte
     if conn.entity_id:
-        headers["Zuora-Entity-Ids"] = conn.entity_id
+        # The token call wants a UUID ("If your entity ID is not a valid UUID, convert it");
+        # other calls get the ID as Zuora shows it, as in Zuora's own GET_FileStatus sample.
+        headers["Zuora-Entity-Ids"] = _as_uuid(conn.entity_id) if token_call else conn.entity_id
+    if conn.org_ids and not token_call:  # the token reference lists no Zuora-Org-Ids
+        headers["Zuora-Org-Ids"] = conn.org_ids
     return headers
+
+
+def _as_uuid(entity_id: str) -> str:
+    try:
+        return str(uuid.UUID(hex=entity_id))
+    except ValueError:
+        return entity_id
 
 
 def _refuse_redirect(response: requests.Response, track_id: str) -> None:
@@ -279,6 +369,7 @@ def _refuse_redirect(response: requests.Response, track_id: str) -> None:
             "Zuora answered with a redirect aquadash does not follow. Check the tenant's "
             "environment; if it persists, quote the track ID to Zuora support.",
             track_id=track_id,
+            request_id=_request_id(response),
         )
 
 
@@ -314,18 +405,33 @@ def _send(
             track_id=track_id,
         ) from None
     except requests.ConnectionError as exc:
-        if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), PrivateAddress):
-            logger.warning("Refused to connect: %s", exc.args[0].reason)
+        # The requests that never left carry no track ID: Zuora has nothing to look up.
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        if isinstance(reason, PrivateAddress):
+            logger.warning("Refused to connect: %s", reason)
             raise HostNotAllowed(
                 "Zuora's host name pointed at a private network address, so aquadash refused "
                 "to connect. Tell whoever runs aquadash: their DNS may have been tampered with.",
-                track_id=track_id,
             ) from None
-        raise ZuoraUnavailable(
-            "aquadash cannot reach Zuora right now (the connection failed). Try again in a "
-            "minute; if it persists, check Zuora's status page.",
-            track_id=track_id,
-        ) from None
+        proxy = isinstance(exc, requests.exceptions.ProxyError)
+        never_left = proxy or isinstance(reason, urllib3.exceptions.NewConnectionError)
+        if proxy:
+            message = (
+                "aquadash cannot reach Zuora through its outbound proxy (ZUORA_PROXY): the proxy "
+                "did not answer or would not connect to Zuora. Try again in a minute; if it "
+                "persists, tell whoever runs aquadash."
+            )
+        elif isinstance(reason, urllib3.exceptions.NameResolutionError):
+            message = (
+                "aquadash cannot reach Zuora (the host name did not resolve). Try again in a "
+                "minute; if it persists, whoever runs aquadash should check the server's DNS."
+            )
+        else:
+            message = (
+                "aquadash cannot reach Zuora right now (the connection failed). Try again in a "
+                "minute; if it persists, check Zuora's status page."
+            )
+        raise ZuoraUnavailable(message, track_id="" if never_left else track_id) from None
     except requests.RequestException:
         raise ZuoraUnavailable(
             "aquadash cannot reach Zuora right now (the connection failed). Try again in a "
@@ -411,6 +517,8 @@ def _raise_for_response(
     else:
         process_id, data = "", {}
     if status in (401, 403):
+        # The body tells a missing permission (AQuA 90009, v1 category 10) from bad credentials.
+        raise_for_error_body(data, tenant=conn.tenant, track_id=track_id, job_expected=False)
         _forget_token(conn)
         raise credentials_rejected(conn.tenant, track_id, process_id)
     if status == 404:
@@ -522,21 +630,21 @@ def _fetch_token(conn: Connection, *, track_id: str, deadline: float) -> tuple[s
         "client_secret": conn.credentials.secret,
         "grant_type": "client_credentials",
     }
-    headers = _headers(conn, track_id)
+    headers = _headers(conn, track_id, token_call=True)
     response = _send(
         conn, "POST", base_url + "/oauth/token", headers, deadline, track_id, data=form
     )
     logger.info("Zuora POST /oauth/token -> %s (track %s)", response.status_code, track_id)
     _refuse_redirect(response, track_id)
-    with response:
+    with response, _quoting(response):
         data = _read_json_body(response, track_id, deadline)
         if response.status_code in (400, 401, 403):
             raise credentials_rejected(conn.tenant, track_id)
         if response.status_code != 200:
             _raise_for_response(conn, response, data, track_id)
-    if not isinstance(data, dict):
-        raise unreadable("the sign-in answer is not a JSON object", track_id)
-    raise_for_error_body(data, tenant=conn.tenant, track_id=track_id, job_expected=False)
+        if not isinstance(data, dict):
+            raise unreadable("the sign-in answer is not a JSON object", track_id)
+        raise_for_error_body(data, tenant=conn.tenant, track_id=track_id, job_expected=False)
     token, expires_in = data.get("access_token"), data.get("expires_in", 3599)
     if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
         raise unreadable("the sign-in answer has no usable token", track_id)

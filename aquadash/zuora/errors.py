@@ -15,11 +15,16 @@ class ZuoraError(Exception):
     next_step: Literal["retry", "home", "job", "admin"] = "retry"
     retry_after: int | None = None  # seconds until asking Zuora again makes sense, if known
 
-    def __init__(self, message: str, *, track_id: str = "", process_id: str = "") -> None:
+    def __init__(
+        self, message: str, *, track_id: str = "", process_id: str = "", request_id: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
+        # For Zuora support: our Zuora-Track-Id, and Zuora's own Zuora-Request-Id and processId.
+        # Empty when Zuora was never reached (a name that did not resolve, a refused connection).
         self.track_id = track_id
         self.process_id = process_id
+        self.request_id = request_id
 
 
 class InvalidId(ZuoraError):
@@ -60,6 +65,30 @@ class CredentialsRejected(ZuoraError):
     summary = "credentials rejected"
     title = "Zuora credentials problem"
     next_step = "admin"
+
+
+class PermissionDenied(ZuoraError):
+    """The credentials are good, but the Zuora user behind them lacks a permission: only the
+    tenant's Zuora administrator can grant it, and asking again before then cannot help."""
+
+    http_status = 502
+    summary = "permission missing in Zuora"
+    title = "The Zuora user lacks a permission"
+    next_step = "retry"
+
+
+class WrongEnvironment(CredentialsRejected):
+    """The credentials work, but at another of Zuora's hosts than the tenant's environment."""
+
+    summary = "wrong Zuora environment"
+    title = "The tenant's Zuora environment is wrong"
+
+
+class UnknownPartner(ZuoraError):
+    http_status = 404
+    summary = "partner unknown to Zuora"
+    title = "Zuora does not know this partner"
+    next_step = "home"
 
 
 class RequestRejected(ZuoraError):

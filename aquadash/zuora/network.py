@@ -1,7 +1,9 @@
 """Where aquadash may connect: Zuora's documented hosts (and ZUORA_EXTRA_HOSTS) by base URL,
-only at public addresses for Zuora's own names, through a session that ignores proxies and
-.netrc."""
+only at public addresses for Zuora's own names, through a session that ignores proxy variables
+and .netrc and keeps no cookies; or through the one proxy an admin named (ZUORA_PROXY)."""
 
+import functools
+import http.cookiejar
 import ipaddress
 import socket
 from typing import Any
@@ -29,6 +31,22 @@ ENVIRONMENTS: dict[str, tuple[str, str]] = {
     "ap-dev-sandbox": ("APAC Developer & Central Sandbox", "https://rest.test.ap.zuora.com"),
 }
 ZUORA_HOSTS = frozenset(urlsplit(url).hostname for _, url in ENVIRONMENTS.values())
+
+
+def other_clouds(base_url: str) -> list[tuple[str, str]]:
+    """(label, base URL) of the environment's other documented hosts. US Production and US API
+    Sandbox each have two, Cloud 1 and Cloud 2; a tenant lives on one, and the other answers
+    its credentials with 401."""
+
+    def family(key: str) -> str:
+        return key.rpartition("-cloud")[0]
+
+    here = [key for key, (_, url) in ENVIRONMENTS.items() if url == base_url and family(key)]
+    return [
+        (label, url)
+        for key, (label, url) in ENVIRONMENTS.items()
+        if url != base_url and any(family(key) == family(each) for each in here)
+    ]
 
 
 class PrivateAddress(urllib3.exceptions.NewConnectionError):
@@ -63,6 +81,8 @@ class PublicOnlyConnection(urllib3.connection.HTTPSConnection):
             return super()._new_conn()
         try:
             address = public_address(self.host, self.port)
+        except socket.gaierror as exc:  # no address at all: unreachable, not tampered with
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc
         except OSError as exc:
             raise PrivateAddress(self, str(exc)) from exc
         try:  # TLS still verifies the certificate against self.host
@@ -93,18 +113,34 @@ class _PublicOnlyAdapter(requests.adapters.HTTPAdapter):
 
 
 def new_session(
-    connection_class: type[PublicOnlyConnection] = PublicOnlyConnection,
+    connection_class: type[PublicOnlyConnection] = PublicOnlyConnection, *, proxy: str = ""
 ) -> requests.Session:
-    """A session that ignores proxy variables and .netrc and connects to the hosts that
-    `connection_class` names (by default Zuora's) only at public addresses; calls pass
-    allow_redirects=False."""
+    """A session that ignores proxy variables and .netrc, keeps no cookies, and connects to the
+    hosts that `connection_class` names (by default Zuora's) only at public addresses; calls
+    pass allow_redirects=False.
+
+    With `proxy`, https:// requests are tunnelled through it with CONNECT instead: the proxy
+    (which an admin named, so it may be private) resolves Zuora's name, so the public-address
+    check cannot happen here. TLS is still end to end, verified against Zuora's host name.
+    """
     session = requests.Session()
     session.trust_env = False
+    # One session serves every tenant: a cookie one tenant's answer set (POST /v1/connections
+    # answers with a session cookie) must never ride along on another tenant's request.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     session.mount("https://", _PublicOnlyAdapter(connection_class))
+    if proxy:
+        session.proxies = {"https": proxy}
     return session
 
 
 SESSION = new_session()
+
+
+@functools.cache
+def proxied_session(proxy: str) -> requests.Session:
+    """The one session for calls through `proxy` (SESSION when there is none)."""
+    return new_session(proxy=proxy) if proxy else SESSION
 
 
 def check_base_url(url: str, *, extra_hosts: frozenset[tuple[str, int]] = frozenset()) -> str:

@@ -11,7 +11,9 @@ from aquadash.zuora.errors import (
     CredentialsRejected,
     InvalidId,
     JobNotFound,
+    PermissionDenied,
     RequestRejected,
+    UnknownPartner,
     UnreadableResponse,
 )
 
@@ -34,7 +36,13 @@ MAX_MESSAGE = 4096  # Zuora's batch messages are at most 2048
 # for a job submitted with dateTimeUtc, UTC with an offset ("2021-01-18T17:13:48+0000").
 ZUORA_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})?")
 NOT_FOUND_CODES = frozenset({"90001", "90002"})
-AUTH_CODES = frozenset({"90009", "90000011"})
+AUTH_CODES = frozenset({"90000011"})
+# "User is not authorized" (AQuA): good credentials, a user without the permission.
+PERMISSION_CODES = frozenset({"90009"})
+# "The API user does not have permission to access one or more objects in a query": the job
+# ran, without those queries.
+OBJECTS_NOT_PERMITTED = "90018"
+UNKNOWN_PARTNER = "90019"
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class Job:
     message: str = ""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
     track_id: str = field(default="", compare=False)
+    request_id: str = field(default="", compare=False)  # Zuora-Request-Id of the answer
 
     @property
     def is_final(self) -> bool:
@@ -90,6 +99,11 @@ class Job:
         if self.status == "completed":
             return all(batch.is_final for batch in self.batches)
         return self.status in FINAL_JOB_STATUSES
+
+    @property
+    def queries_ignored(self) -> bool:
+        """Zuora ran the job without the queries whose objects the user may not read."""
+        return self.error_code == OBJECTS_NOT_PERMITTED
 
     @property
     def is_stateful(self) -> bool:
@@ -114,7 +128,9 @@ def check_id(value: str, *, what: str) -> str:
     return value
 
 
-def parse_job(data: Any, *, zone: tzinfo = UTC, tenant: str = "", track_id: str = "") -> Job:
+def parse_job(
+    data: Any, *, zone: tzinfo = UTC, tenant: str = "", track_id: str = "", request_id: str = ""
+) -> Job:
     """Turn a job object from Zuora into a Job, or raise the ZuoraError it stands for.
 
     `zone` is the tenant's time zone, in which Zuora writes times that carry no offset."""
@@ -144,6 +160,7 @@ def parse_job(data: Any, *, zone: tzinfo = UTC, tenant: str = "", track_id: str 
             message=_text(data, "message", limit=MAX_MESSAGE),
             raw=data,
             track_id=track_id,
+            request_id=request_id,
         )
     except _ShapeError as exc:
         raise unreadable(str(exc), track_id) from None
@@ -270,6 +287,8 @@ def raise_for_error_body(data: dict, *, tenant: str, track_id: str, job_expected
         first = reasons[0] if reasons and isinstance(reasons[0], dict) else {}
         code, text = str(first.get("code", "")), str(first.get("message", ""))
         process_id = str(data.get("processId", ""))
+        if code.endswith("10"):  # v1 category 10: permission or access denied
+            raise permission_denied(tenant, track_id, process_id)
         if code.endswith("40"):
             raise JobNotFound(not_found_message(), track_id=track_id, process_id=process_id)
         raise RequestRejected(
@@ -285,6 +304,14 @@ def raise_for_error_body(data: dict, *, tenant: str, track_id: str, job_expected
     # A real job that failed (status "error") carries errorCode too: that is a job to show.
     if job_expected and data.get("id") and data.get("status"):
         return
+    if code in PERMISSION_CODES:
+        raise permission_denied(tenant, track_id)
+    if code == UNKNOWN_PARTNER:
+        raise UnknownPartner(
+            "Zuora does not recognise this partner in this tenant (AQuA error 90019). The "
+            "partner is the name an integration submits its stateful jobs with.",
+            track_id=track_id,
+        )
     message = data.get("message") if isinstance(data.get("message"), str) else ""
     raise RequestRejected(
         f"Zuora refused the request: {message or 'no reason given'} (AQuA error {code}).",
@@ -308,6 +335,17 @@ def credentials_rejected(tenant: str, track_id: str, process_id: str = "") -> Cr
     )
 
 
+def permission_denied(tenant: str, track_id: str, process_id: str = "") -> PermissionDenied:
+    return PermissionDenied(
+        f"Zuora accepted the credentials of tenant {tenant or 'this tenant'}, but the Zuora user "
+        "they belong to is not allowed to use AQuA. Ask your Zuora administrator to give that "
+        "user a Platform role with “API Write Access”, and Billing and Payments roles that may "
+        "read the objects its queries use; then try again. aquadash's secret is not the problem.",
+        track_id=track_id,
+        process_id=process_id,
+    )
+
+
 def unreadable(detail: str, track_id: str) -> UnreadableResponse:
     return UnreadableResponse(
         f"Zuora answered with something aquadash cannot read ({detail}). Try again in a minute; "
@@ -317,7 +355,8 @@ def unreadable(detail: str, track_id: str) -> UnreadableResponse:
 
 
 def is_auth_failure(data: Any) -> bool:
-    """An error body that says the credentials or token were refused."""
+    """An error body that says the credentials or token were refused (not a missing
+    permission: see PERMISSION_CODES and v1 category 10)."""
     if not isinstance(data, dict):
         return False
     if str(data.get("errorCode") or "") in AUTH_CODES:
@@ -328,4 +367,4 @@ def is_auth_failure(data: Any) -> bool:
     first = reasons[0] if isinstance(reasons, list) and reasons else {}
     code = str(first.get("code", "")) if isinstance(first, dict) else ""
     # v1 codes end in a two-digit category: 10 permission, 11 authentication.
-    return code in AUTH_CODES or code.endswith(("10", "11"))
+    return code in AUTH_CODES or code.endswith("11")

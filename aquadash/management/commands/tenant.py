@@ -17,6 +17,7 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from aquadash import zuora
+from aquadash.admin import BASIC_AUTH_WARNING
 from aquadash.models import CUSTOM_ENVIRONMENT, AuditEvent, Tenant
 
 SECRET_VARIABLE = "AQUADASH_TENANT_SECRET"
@@ -65,7 +66,10 @@ class Command(BaseCommand):
             required=creating,
             help="The OAuth client ID, or the username with --auth basic.",
         )
-        parser.add_argument("--entity-id", help="Multi-entity tenants only.")
+        parser.add_argument(
+            "--entity-id", help="Multi-entity tenants only: 32 hex digits, or the same as a UUID."
+        )
+        parser.add_argument("--org-ids", help="Multi-Org tenants only: comma-separated.")
         parser.add_argument("--time-zone", help="IANA name; default America/Los_Angeles.")
         parser.add_argument(
             "--group",
@@ -91,7 +95,7 @@ class Command(BaseCommand):
     def save_tenant(self, tenant: Tenant, options: dict[str, Any]) -> None:
         creating = tenant.pk is None
         signs_in = (tenant.environment, tenant.base_url, tenant.auth_method)
-        for field in ("name", "auth_method", "identity", "entity_id", "time_zone"):
+        for field in ("name", "auth_method", "identity", "entity_id", "org_ids", "time_zone"):
             if options[field] is not None:
                 setattr(tenant, field, options[field])
         if options["environment"]:
@@ -127,6 +131,8 @@ class Command(BaseCommand):
                 )
         verb = "Added" if creating else "Updated"
         self.stdout.write(self.style.SUCCESS(f"{verb} tenant {tenant.name} ({tenant.slug})."))
+        if tenant.auth_method == "basic":
+            self.stdout.write(self.style.WARNING(BASIC_AUTH_WARNING))
 
     def list_tenants(self) -> None:
         tenants = Tenant.objects.prefetch_related("groups")
