@@ -24,6 +24,7 @@ from aquadash.simulator.catalogue import (
     DELETED_SECTION_JOB_ID,
     DEMO_PARTNER,
     DEMO_PROJECT,
+    DOC_EIGHTEEN_SEGMENTS_JOB_ID,
     DOC_FILEID_JOB_ID,
     DOC_SEGMENTS_JOB_ID,
     ERROR_JOB_ID,
@@ -79,4 +80,5 @@ __all__ = [
     "Simulator",
     "ZIP_JOB_ID",
     "serve",
+    "DOC_EIGHTEEN_SEGMENTS_JOB_ID",
 ]
