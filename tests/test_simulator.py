@@ -712,7 +712,7 @@ def test_purged_files_are_404_while_the_job_stays(simulator):
     response = get(simulator, f"/v1/files/{body['batches'][0]['fileId']}")
 
     assert response.status_code == 404
-    assert response.json()["success"] is False
+    assert response.json()["reasons"][0]["message"]
 
 
 def test_files_of_unfinished_batches_are_404(simulator, sim_clock):

@@ -28,6 +28,7 @@ from aquadash.simulator.catalogue import (
     DELETED_SECTION_JOB_ID,
     DEMO_PARTNER,
     DEMO_PROJECT,
+    DOC_EIGHTEEN_SEGMENTS_JOB_ID,
     DOC_FILEID_JOB_ID,
     DOC_SEGMENTS_JOB_ID,
     ERROR_JOB_ID,
@@ -91,4 +92,5 @@ __all__ = [
     "UTC_TIMES_JOB_ID",
     "ZIP_JOB_ID",
     "serve",
+    "DOC_EIGHTEEN_SEGMENTS_JOB_ID",
 ]

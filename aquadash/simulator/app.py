@@ -26,13 +26,20 @@ from zoneinfo import ZoneInfo
 from aquadash.simulator import catalogue
 from aquadash.simulator.faults import WRAPPING, Fault, dripped, replacement, truncated
 from aquadash.simulator.files import ResultFile
-from aquadash.simulator.jobs import FINAL_STATUSES, Job, Rejected, submitted_job
+from aquadash.simulator.jobs import (
+    FINAL_STATUSES,
+    Job,
+    Rejected,
+    refusal,
+    submitted_job,
+)
 from aquadash.simulator.responses import (
     JSON,
     DropConnection,
     Response,
     authentication_error,
     json_response,
+    missing_file,
     not_found,
     raw_response,
     v1_error,
@@ -53,6 +60,9 @@ DAY = 24 * 3600.0
 JOB_RETENTION = 180 * DAY  # Zuora deletes jobs created more than 180 days ago
 FILE_RETENTION = 3 * DAY  # and result files after 3 days
 MAX_FILE_BYTES = 2047 * 1024 * 1024  # Zuora refuses to serve larger result files
+MAX_CONCURRENT_JOBS = 50  # per tenant, stateful and stateless counted apart (AQuA Limits page)
+ACTIVE_STATUSES = frozenset({"submitted", "executing"})  # what counts towards that limit
+DEMO_ENTITY_ID = "1a2b7a37-3e7d-4cb3-b0e2-883de9e766cc"  # from Zuora's createToken sample
 CONTROL = "/_simulator/"
 
 ENDPOINTS = [
@@ -109,6 +119,7 @@ class Simulator:
         clients: dict[str, str] | None = None,
         users: dict[str, str] | None = None,
         without_aqua: frozenset[str] = frozenset({NO_AQUA_CLIENT_ID, NO_AQUA_USERNAME}),
+        entities: list[str] | None = None,
     ) -> None:
         if str(unknown_job) not in ("404", "200"):
             raise ValueError('unknown_job must be "404" or "200".')
@@ -125,6 +136,8 @@ class Simulator:
             users = {DEMO_USERNAME: DEMO_PASSWORD, NO_AQUA_USERNAME: NO_AQUA_PASSWORD}
         self.clients, self.users = clients, users
         self.without_aqua = without_aqua  # client IDs and usernames whose role lacks AQuA
+        # The entities every OAuth token covers; with several, each call must name one.
+        self.entities = [DEMO_ENTITY_ID] if entities is None else entities
         self.url = ""  # set by serve()
         self._zone = ZoneInfo(timezone)
         self._lock = threading.RLock()
@@ -306,6 +319,8 @@ class Simulator:
         identity = self._authenticated(environ, now)
         if not identity:
             return authentication_error()
+        if refused := self._entity_refused(environ):
+            return refused
         if identity in self.without_aqua and template and template != "/v1/connections":
             if template.startswith("/v1/batch-query"):
                 denied = {"errorCode": "90009", "message": "User is not authorized."}
@@ -349,8 +364,9 @@ class Simulator:
                 "access_token": token,
                 "token_type": "bearer",
                 "expires_in": self.token_lifetime,
-                "scope": "user.2c92c0f96d8a3b1e entity.1a2b7a37-3e7d-4cb3-b0e2-883de9e766cc "
-                "service.echo.read tenant.19",
+                "scope": "user.2c92c0f96d8a3b1e "
+                + "".join(f"entity.{entity} " for entity in self.entities)
+                + "service.echo.read tenant.19",
                 "jti": secrets.token_hex(16),
             },
         )
@@ -375,6 +391,26 @@ class Simulator:
         if username is None or password is None:
             return ""
         return self._user_ok(username, password)
+
+    def _entity_refused(self, environ: dict[str, Any]) -> Response | None:
+        """A token valid for several entities "must" name one in Zuora-Entity-Ids (the v1
+        reference on every AQuA operation); with one entity the header is optional. What Zuora
+        answers without it is not documented: a v1 error of category 23 (missing parameter)."""
+        scheme = environ.get("HTTP_AUTHORIZATION", "").partition(" ")[0]
+        if len(self.entities) < 2 or scheme.lower() != "bearer":
+            return None
+        named = environ.get("HTTP_ZUORA_ENTITY_IDS", "").strip()
+        if not named:
+            return v1_error(
+                400,
+                50000023,
+                "Zuora-Entity-Ids is required: the OAuth token is valid for more than one entity.",
+            )
+        # Zuora's own samples send the 32-hex form as well as the UUID.
+        known = {entity.replace("-", "").lower() for entity in self.entities}
+        if named.replace("-", "").lower() not in known:
+            return v1_error(400, 50000020, "Zuora-Entity-Ids names no entity of this token.")
+        return None
 
     def _user_ok(self, username: str, password: str) -> str:
         expected = self.users.get(username)
@@ -464,22 +500,40 @@ class Simulator:
             loaded = {batch.query for job in previous for batch in job.batches}
             try:
                 job = submitted_job(payload, now=now, zone=self._zone, loaded_queries=loaded)
+                self._check_concurrency(job.stateful, now)
             except Rejected as rejected:
-                return json_response(200, {"errorCode": rejected.code, "message": rejected.message})
+                return json_response(200, refusal(payload, rejected))
             self._add(job)
             rendered = job.render(now, self.batch_seconds, self._zone, just_submitted=True)
         return json_response(200, rendered)
+
+    def _check_concurrency(self, stateful: bool, now: float) -> None:
+        """Zuora refuses a job once 50 of its kind (stateful or stateless) are submitted or
+        executing in the tenant."""
+        with self._lock:
+            active = sum(
+                1
+                for job in self._jobs.values()
+                if job.created is not None  # never looked at, so never started
+                and job.stateful == stateful
+                and self._status(job, now) in ACTIVE_STATUSES
+            )
+        if active >= MAX_CONCURRENT_JOBS:
+            raise Rejected(
+                "90028",
+                "The total number of concurrent jobs has exceeded the limit allowed by the system.",
+            )
 
     def _file(self, file_id: str, now: float) -> Response:
         with self._lock:
             ref = self._files.get(file_id)
             job = self._visible(ref.job.job_id, now) if ref else None
             if ref is None or job is None:
-                return not_found("The requested file does not exist.")
+                return missing_file()
             batch = job.batches[ref.batch]
             batch_status = job.statuses(now, self.batch_seconds)[1][ref.batch]
             if batch_status != "completed" or now - (job.created or now) > FILE_RETENTION:
-                return not_found("The requested file does not exist.")
+                return missing_file()
             labels = job.use_query_labels
             result = _result_file(
                 batch, file_id, job.format, job.encrypted, labels, ref.segment, job.utc_times

@@ -8,7 +8,7 @@ documentation examples are served exactly as documented.
 import json
 from typing import Any
 
-from aquadash.simulator.jobs import SEGMENT_ROWS, Batch, Job, derived_id
+from aquadash.simulator.jobs import SEGMENT_ROWS, Batch, Job, cut, derived_id, segment_sizes
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -36,6 +36,7 @@ FIFTY_BATCHES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000118"
 NOTES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000119"
 UTC_TIMES_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000120"
 QUERIES_IGNORED_JOB_ID = "2c92c0f96d8a3b1e016d8a0000000121"
+DOC_EIGHTEEN_SEGMENTS_JOB_ID = "402881824835bb2a0148419305d402a6"
 
 # A stateful session whose last completed job is INCREMENTAL_JOB_ID (after FULL_LOAD_JOB_ID).
 DEMO_PARTNER = "aquadash"
@@ -74,6 +75,8 @@ CATALOGUE: dict[str, str] = {
     'timestamps in its file are UTC with an offset ("2021-01-18T17:13:48+0000").',
     QUERIES_IGNORED_JOB_ID: "Completed with errorCode 90018: queries on objects the user may not "
     "read were ignored.",
+    DOC_EIGHTEEN_SEGMENTS_JOB_ID: "Zuora's file-segmentation example as documented: 88 records in "
+    "18 segments of a few rows each.",
 }
 
 # Zuora's "Get Job Results" examples, byte for byte (the second keeps its odd spacing).
@@ -125,6 +128,27 @@ DOC_SEGMENTS_DOCUMENT = """{
   "encrypted" : "none"
   }
 """
+
+# Zuora's file-segmentation example (the GET answer), as the page prints it on one line.
+DOC_EIGHTEEN_SEGMENTS_DOCUMENT = (
+    '{ "batches": [ { "deleted": { "column": "Deleted", "format": "Boolean" }, "full": true, "n'
+    'ame": "Account", "query": "select Id,CreditBalance,Name,Balance,TaxExemptStatus,AutoPay,Cu'
+    "rrency,PaymentGateway,PaymentTerm,SalesRepName,TaxExemptIssuingJurisdiction,TaxExemptEffec"
+    "tiveDate,TaxExemptExpirationDate,TaxExemptCertificateType,LastInvoiceDate,Status,TotalInvo"
+    "iceBalance,CreatedDate,UpdatedDate, ParentId, CustomerServiceRepName, BillToContact.Id, So"
+    'ldToContact.Id from Account", "status": "completed", "recordCount": 88, "apiVersion": "60.'
+    '0", "batchType": "zoqlexport", "batchId": "402881824835bb2a0148419305d602a7", "segments": '
+    '[ "402881824835bb2a01484193065e02ab", "402881824835bb2a01484193066602ac", "402881824835bb2'
+    'a01484193066e02ad", "402881824835bb2a01484193067602ae", "402881824835bb2a01484193067f02af"'
+    ', "402881824835bb2a01484193068602b0", "402881824835bb2a01484193068e02b1", "402881824835bb2'
+    'a01484193069502b2", "402881824835bb2a01484193069c02b3", "402881824835bb2a0148419306a202b4"'
+    ', "402881824835bb2a0148419306a902b5", "402881824835bb2a0148419306b102b6", "402881824835bb2'
+    'a0148419306b802b7", "402881824835bb2a0148419306bf02b8", "402881824835bb2a0148419306c502b9"'
+    ', "402881824835bb2a0148419306cc02ba", "402881824835bb2a0148419306d302bb", "402881824835bb2'
+    'a0148419306d902bc" ] } ], "project": "00170000011K3Ub", "partner": "salesforce", "name": "'
+    'Example", "id": "402881824835bb2a0148419305d402a6", "version": "1.1", "format": "CSV", "st'
+    'artTime": "2014-09-04 09:50:27", "status": "completed", "encrypted": "none" }'
+)
 
 ACCOUNTS = "select Id, Name, Balance, Status, UpdatedDate from Account"
 INVOICE_ITEMS = (
@@ -262,6 +286,8 @@ def seed(now: float) -> list[Job]:
             "message": "The API user does not have permission to access one or more objects "
             "in the queries. Those queries are ignored.",
         }),
+        # Before DOC_SEGMENTS_JOB_ID, which stays the salesforce session's last completed job.
+        documented(DOC_EIGHTEEN_SEGMENTS_DOCUMENT, now - 3 * HOUR),
     ]  # fmt: skip
     return jobs
 
@@ -281,6 +307,7 @@ def job(
     utc_times: bool = False,
 ) -> Job:
     echo = {"name": name, "version": version, "format": file_format, "encrypted": encrypted}
+    echo["sourceData"] = "LIVE"  # Zuora's reference samples always show it
     return Job(
         job_id=job_id,
         echo=echo | (extra or {}),
@@ -318,9 +345,9 @@ def batch(
     if deleted is not None:
         echo["deleted"] = deleted
     batch_id = derived_id(job_id, "batch", number)
+    sizes = cut(record_count, rows_per_segment) if segmented else []
     if segmented:
-        count = max(1, -(-record_count // rows_per_segment))
-        file_ids = [derived_id(batch_id, "segment", n) for n in range(count)]
+        file_ids = [derived_id(batch_id, "segment", n) for n in range(len(sizes))]
     else:
         file_ids = [derived_id(batch_id, "file")]
     return Batch(
@@ -332,7 +359,7 @@ def batch(
         status,
         message,
         count_as_string,
-        rows_per_segment,
+        sizes,
     )
 
 
@@ -347,6 +374,10 @@ def documented(document: str, created: float) -> Job:
             file_ids=item.get("segments") or [item["fileId"]],
             segmented="segments" in item,
             status=item["status"],
+            # Zuora's 18 segments for 88 records: spread unevenly, each file a few rows.
+            sizes=segment_sizes(int(item["recordCount"]), len(item["segments"]), item["batchId"])
+            if "segments" in item
+            else [],
         )
         for item in data["batches"]
     ]

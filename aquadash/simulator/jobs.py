@@ -3,13 +3,20 @@ clock and how it is rendered as Zuora's job JSON."""
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 SEGMENT_ROWS = 500_000  # Zuora's fixed maximum of records per segment file
 MAX_QUERIES = 50
+# How Zuora cuts a full load into segments is not documented. Its examples: 132 and 1
+# AccountingPeriod records in one segment each; 88 Account records in 18 and 1,322 in 27. So the
+# number of files follows the object and grows slowly with the records, not records / 500,000.
+ONE_FILE_OBJECTS = frozenset({"accountingperiod"})
+BASE_PARTS = 18
+RECORDS_PER_EXTRA_PART = 150
+MAX_PARTS = 100  # ours: Zuora's examples say nothing of big loads beyond the 500,000 rule
 FINAL_STATUSES = frozenset({"completed", "error", "aborted", "cancelled"})
 
 # Objects that cannot export deleted records (Zuora's export-deleted-data page).
@@ -46,7 +53,7 @@ class Batch:
     status: str | None = None  # fixed status; None follows the job's clock
     message: str = ""
     count_as_string: bool = False  # older tenants send recordCount as "1234"
-    rows_per_segment: int = SEGMENT_ROWS
+    sizes: list[int] = field(default_factory=list)  # rows in each segment file, when segmented
 
     @property
     def query(self) -> str:
@@ -68,8 +75,8 @@ class Batch:
         """The slice [start, stop) of the result rows held by one file."""
         if segment is None:
             return 0, self.record_count
-        start = segment * self.rows_per_segment
-        return start, min(self.record_count, start + self.rows_per_segment)
+        start = sum(self.sizes[:segment])
+        return start, start + self.sizes[segment]
 
 
 @dataclass
@@ -86,6 +93,10 @@ class Job:
     @property
     def partner_project(self) -> tuple[Any, Any]:
         return self.echo.get("partner"), self.echo.get("project")
+
+    @property
+    def stateful(self) -> bool:
+        return is_stateful(self.echo.get("version", "1.0"), *self.partner_project)
 
     @property
     def format(self) -> str:
@@ -124,28 +135,27 @@ class Job:
     def render(
         self, now: float, batch_seconds: float, zone: ZoneInfo, *, just_submitted: bool = False
     ) -> dict[str, Any]:
-        """The job JSON; the POST answer has localizedStatus and no startTime, like Zuora's."""
+        """The job JSON; the POST answer has no startTime, like Zuora's."""
         status, batch_statuses = self.statuses(now, batch_seconds)
         if just_submitted:
             status, batch_statuses = "submitted", ["pending"] * len(self.batches)
         job: dict[str, Any] = {"id": self.job_id, **self.echo, "status": status}
-        if just_submitted:
-            job["localizedStatus"] = status
-        elif self.created is not None:
+        if not just_submitted and self.created is not None:
             job["startTime"] = (
                 utc_time(self.created) if self.utc_times else local_time(self.created, zone)
             )
         job["batches"] = [
-            render_batch(batch, batch_status, just_submitted=just_submitted)
+            render_batch(batch, batch_status)
             for batch, batch_status in zip(self.batches, batch_statuses, strict=True)
         ]
         return job
 
 
-def render_batch(batch: Batch, status: str, *, just_submitted: bool) -> dict[str, Any]:
+def render_batch(batch: Batch, status: str) -> dict[str, Any]:
+    # localizedStatus is on every batch, on POST and on GET alike (Guardian's captures); no
+    # real answer has one at the job level.
     rendered: dict[str, Any] = {"batchId": batch.batch_id, **batch.echo, "status": status}
-    if just_submitted:
-        rendered["localizedStatus"] = status
+    rendered["localizedStatus"] = status
     count = batch.record_count if status == "completed" else 0
     rendered["recordCount"] = str(count) if batch.count_as_string else count
     if status in ("completed", "aborted", "deleted_notallowed"):
@@ -185,17 +195,17 @@ def submitted_job(
         raise Rejected("90014", "The notifyUrl is too long.")
 
     version = body.get("version", "1.0")
-    partner, project = body.get("partner"), body.get("project")
-    stateful = str(version) not in ("1", "1.0") and bool(partner) and bool(project)
+    stateful = is_stateful(version, body.get("partner"), body.get("project"))
     echo: dict[str, Any] = {
         "name": body.get("name", ""),
         "version": version,
         "format": str(body.get("format") or "csv").upper(),
         "encrypted": str(body.get("encrypted") or "none").lower(),
     }
-    for key in ("partner", "project", "offset", "notifyUrl", "sourceData"):
+    for key in ("partner", "project", "offset", "notifyUrl"):
         if key in body:
             echo[key] = body[key]
+    echo["sourceData"] = body.get("sourceData", "LIVE")  # the default, echoed as Zuora's do
     if "incrementalTime" in body:
         echo["incrementalTime"] = _epoch_millis(body["incrementalTime"], zone)
     echo["useLastCompletedJobQueries"] = body.get("useLastCompletedJobQueries", False)
@@ -244,14 +254,78 @@ def _submitted_batch(query: Any, stateful: bool, loaded_queries: set[str]) -> Ba
     seed = int(derived_id(text)[:8], 16)
     count = seed % 1_500_000 if stateful and full else seed % (500 if stateful else 5000)
     segmented = stateful and full
-    files = max(1, -(-count // SEGMENT_ROWS)) if segmented else 1
+    batch_id = uuid.uuid4().hex
+    sizes = segment_sizes(count, zuora_parts(text, count), batch_id) if segmented else [count]
     return Batch(
-        batch_id=uuid.uuid4().hex,
+        batch_id=batch_id,
         echo=echo,
         record_count=count,
-        file_ids=[uuid.uuid4().hex for _ in range(files)],
+        file_ids=[uuid.uuid4().hex for _ in sizes],
         segmented=segmented,
+        sizes=sizes if segmented else [],
     )
+
+
+def is_stateful(version: Any, partner: Any, project: Any) -> bool:
+    """Version 1.0 is stateless even with a partner and project (Zuora's stateful-mode page)."""
+    return str(version) not in ("1", "1.0") and bool(partner) and bool(project)
+
+
+def zuora_parts(query: str, records: int) -> int:
+    """How many parts Zuora cuts a full load of this query into, before the 500,000 rule."""
+    if query_object(query).lower() in ONE_FILE_OBJECTS:
+        return 1
+    return min(MAX_PARTS, BASE_PARTS + records // RECORDS_PER_EXTRA_PART)
+
+
+def segment_sizes(records: int, parts: int, seed: str) -> list[int]:
+    """Rows in each segment file: `records` spread unevenly over `parts` (each part gets a row
+    before any gets two), and every part over 500,000 rows cut into files of at most that."""
+    weights = [1 + int(derived_id(seed, "part", n)[:2], 16) for n in range(parts)]
+    each = 1 if records >= parts else 0
+    spare = records - each * parts
+    sizes = [each + spare * weight // sum(weights) for weight in weights]
+    for n in range(records - sum(sizes)):  # what rounding down left over, one row each
+        sizes[n % parts] += 1
+    return [rows for size in sizes for rows in cut(size, SEGMENT_ROWS)]
+
+
+def cut(rows: int, most: int) -> list[int]:
+    """Rows in each file when `rows` are cut into files of at most `most`: all full but the
+    last (one empty file when there are no rows)."""
+    full, rest = divmod(rows, most)
+    return [most] * full + ([rest] if rest or not full else [])
+
+
+def refusal(body: dict[str, Any], rejected: Rejected) -> dict[str, Any]:
+    """Zuora's answer to a refused POST, as Guardian captured one (90005): the job as asked, with
+    no IDs, status error, errorCode and message, and its batches still pending."""
+    queries = body.get("queries") if isinstance(body.get("queries"), list) else []
+    batches = [
+        {
+            "localizedStatus": "pending",
+            "recordCount": 0,
+            "batchType": query.get("type", "zoqlexport"),
+            "apiVersion": query.get("apiVersion", "91.0"),
+            "full": True,
+            "status": "pending",
+            "name": query.get("name", ""),
+            "query": query.get("query"),
+        }
+        for query in queries
+        if isinstance(query, dict)
+    ]
+    return {
+        "errorCode": rejected.code,
+        "message": rejected.message,
+        "batches": batches,
+        "useLastCompletedJobQueries": body.get("useLastCompletedJobQueries", False),
+        "encrypted": str(body.get("encrypted") or "none").lower(),
+        "status": "error",
+        "name": body.get("name", ""),
+        "version": body.get("version", "1.0"),
+        "format": str(body.get("format") or "csv").upper(),
+    }
 
 
 def query_object(query: str) -> str:

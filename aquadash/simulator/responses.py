@@ -65,3 +65,11 @@ def authentication_error() -> Response:
 
 def not_found(message: str) -> Response:
     return v1_error(404, 50000040, message)
+
+
+def missing_file() -> Response:
+    """The file endpoint's error body is not the v1 one: GET_Files documents
+    {"reasons": [{"code": "SystemError", "message": ...}]} for 4XX and 500, a word for a code.
+    Which word a purged file gets is not documented; "NotFound" is ours."""
+    body = {"reasons": [{"code": "NotFound", "message": "The requested file does not exist."}]}
+    return json_response(404, body)
