@@ -110,8 +110,9 @@ class Tenant(models.Model):
         max_length=64,
         default="America/Los_Angeles",
         validators=[validate_time_zone],
-        help_text="The tenant's time zone in Zuora, used to read job start times, which Zuora "
-        "sends without one. US tenants are usually America/Los_Angeles, EU tenants UTC.",
+        help_text="The tenant's time zone in Zuora, in which aquadash reads job start times "
+        "that carry no offset (jobs not submitted with dateTimeUtc). US tenants are usually "
+        "America/Los_Angeles, EU tenants UTC.",
     )
     is_active = models.BooleanField("active", default=True)
     groups = models.ManyToManyField(
