@@ -131,6 +131,24 @@ def open_parts(
         yield decoded(open_result(file_id), job.format)
 
 
+def joined(
+    job: zuora.Job, batch: zuora.Batch, open_result: Callable[[str], zuora.ResultFile]
+) -> Iterator[bytes]:
+    """The batch's files as one CSV, its header read before this returns: a first file with no
+    header aquadash can read is a page, not a broken download."""
+    chunks = results.joined(open_parts(job, batch, open_result))
+    try:
+        header = next(chunks, b"")
+    except results.ResultUnreadable as exc:
+        raise NotDownloadable(f"aquadash cannot join this batch's files: {exc}.") from None
+    return _after(header, chunks)
+
+
+def _after(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from chunks  # and closes them when the browser goes
+
+
 def closing(result: zuora.ResultFile) -> Iterator[bytes]:
     """The file's bytes as Zuora sends them; Zuora's stream is closed however this ends."""
     with result:

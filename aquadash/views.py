@@ -406,11 +406,11 @@ def batch_download(
     )
     try:  # the first part before answering: a purged file is a page, not a broken download
         first = downloads.open_file(tenant, batch.file_ids[0])
+        open_result = downloads.opener(tenant, batch.file_ids[0], first)
+        csv_chunks = downloads.joined(job, batch, open_result)
     except zuora.ZuoraError as exc:
         download.finish(Download.Outcome.FAILED, detail=exc.message)
         return _error_page(request, tenant, exc, job_id=job.id)
-    open_result = downloads.opener(tenant, batch.file_ids[0], first)
-    csv_chunks = results.joined(downloads.open_parts(job, batch, open_result))
     return _csv_download(
         request,
         tenant,
@@ -605,7 +605,7 @@ def _csv_download(
 
     chunks = downloads.counting(csv_chunks, "CSV", counter)
     if variant == "excel":
-        chunks, name = results.with_bom(chunks), name + "-excel"
+        chunks, name = results.for_excel(chunks), name + "-excel"
     chunks = downloads.recorded(download, chunks, on_complete=complete)
     return _as_download(StreamingHttpResponse(chunks), name + ".csv")
 
