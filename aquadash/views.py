@@ -326,6 +326,7 @@ def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: s
 
 @require_GET
 @tenant_required
+@downloads.heavy(variants=("xlsx", "excel"))
 def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
     """One result file, streamed from Zuora as it comes: as Zuora made it, or ready for Excel."""
     job, part = _job_and_part(tenant, job_id, file_id)
@@ -378,6 +379,7 @@ def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: st
 
 @require_GET
 @tenant_required
+@downloads.heavy()
 def batch_download(
     request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
 ) -> HttpResponse:
@@ -425,6 +427,7 @@ def batch_download(
 
 @require_GET
 @tenant_required
+@downloads.heavy()
 def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
     job = _snapshot_or_404(tenant, job_id).job()
