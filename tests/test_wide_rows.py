@@ -20,6 +20,15 @@ def wide_file(simulator: sim.Simulator, file_format: str, **params: object) -> N
     simulator.add_fault("wide_row", path="/v1/files/", width=WIDTH, format=file_format, **params)
 
 
+def wide_file_url(client, tenant, simulator, file_format: str, suffix: str, **params) -> str:
+    """The address of a job's file, as `suffix` asks for it, once Zuora serves it with a wide
+    row (of WIDTH characters unless `params` say otherwise)."""
+    job_id = FORMATS[file_format]
+    file_id = looked_up(client, tenant, job_id)["batches"][0]["fileId"]
+    wide_file(simulator, file_format, **params)
+    return file_url(tenant, job_id, file_id, suffix)
+
+
 def stopped_early(simulator: sim.Simulator) -> bool:
     """Zuora's stream of the wide file was closed with most of it unsent (a compressed one is
     still about three quarters as long as its CSV)."""
@@ -32,11 +41,9 @@ def stopped_early(simulator: sim.Simulator) -> bool:
 def test_preview_refuses_a_row_wider_than_it_reads(
     finance_client, simulator_tenant, simulator, file_format
 ):
-    job_id = FORMATS[file_format]
-    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
-    wide_file(simulator, file_format)
+    url = wide_file_url(finance_client, simulator_tenant, simulator, file_format, "/preview")
 
-    response = finance_client.get(file_url(simulator_tenant, job_id, file_id, "/preview"))
+    response = finance_client.get(url)
 
     assert response.status_code == 409
     assert "row 2 is over 1,048,576 characters long" in response.content.decode()
@@ -45,11 +52,11 @@ def test_preview_refuses_a_row_wider_than_it_reads(
 
 
 def test_preview_refuses_a_cell_longer_than_it_reads(finance_client, simulator_tenant, simulator):
-    job_id = sim.MULTI_BATCH_JOB_ID
-    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
-    simulator.add_fault("wide_row", path="/v1/files/", width=300_000, cell=200_000)
+    url = wide_file_url(
+        finance_client, simulator_tenant, simulator, "CSV", "/preview", width=300_000, cell=200_000
+    )
 
-    response = finance_client.get(file_url(simulator_tenant, job_id, file_id, "/preview"))
+    response = finance_client.get(url)
 
     assert response.status_code == 409
     assert "row 2 has a cell over 131,072 characters long" in response.content.decode()
@@ -58,13 +65,11 @@ def test_preview_refuses_a_cell_longer_than_it_reads(finance_client, simulator_t
 def test_preview_of_a_wide_but_allowed_row_shows_its_first_columns(
     finance_client, simulator_tenant, simulator
 ):
-    job_id = sim.MULTI_BATCH_JOB_ID
-    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
-    simulator.add_fault("wide_row", path="/v1/files/", width=500_000, cell=5, row=1)
+    url = wide_file_url(
+        finance_client, simulator_tenant, simulator, "CSV", "/preview", width=500_000, cell=5, row=1
+    )
 
-    html = finance_client.get(
-        file_url(simulator_tenant, job_id, file_id, "/preview"), **HTMX
-    ).content.decode()
+    html = finance_client.get(url, **HTMX).content.decode()
 
     assert html.count("<th>") == 100
     assert "Only the first 100 columns are shown; 99,901 more are in the file." in html
@@ -74,11 +79,9 @@ def test_preview_of_a_wide_but_allowed_row_shows_its_first_columns(
 def test_xlsx_of_a_file_with_a_row_too_wide_is_a_page_that_says_so(
     finance_client, simulator_tenant, simulator, file_format
 ):
-    job_id = FORMATS[file_format]
-    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
-    wide_file(simulator, file_format)
+    url = wide_file_url(finance_client, simulator_tenant, simulator, file_format, "?as=xlsx")
 
-    response = finance_client.get(file_url(simulator_tenant, job_id, file_id, "?as=xlsx"))
+    response = finance_client.get(url)
 
     assert response.status_code == 409
     assert "could not make a workbook" in response.content.decode()
@@ -89,11 +92,9 @@ def test_xlsx_of_a_file_with_a_row_too_wide_is_a_page_that_says_so(
 def test_csv_for_excel_breaks_off_at_a_row_too_wide_and_says_why(
     finance_client, simulator_tenant, simulator
 ):
-    job_id = sim.GZIP_JOB_ID
-    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
-    wide_file(simulator, "GZIP")
+    url = wide_file_url(finance_client, simulator_tenant, simulator, "GZIP", "?as=excel")
 
-    response = finance_client.get(file_url(simulator_tenant, job_id, file_id, "?as=excel"))
+    response = finance_client.get(url)
 
     with pytest.raises(results.TooWide):
         body(response)
