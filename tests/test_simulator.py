@@ -207,7 +207,8 @@ def test_every_catalogue_job_has_zuoras_shape(simulator, job_id):
     assert body["status"] in JOB_STATUSES
     assert body["format"] in {"CSV", "GZIP", "ZIP"}
     assert body["encrypted"] in {"none", "pgp"}
-    assert len(body["startTime"]) == len("2014-09-03 08:20:07")
+    # Local time with no zone, or UTC with an offset for a job submitted with dateTimeUtc.
+    assert len(body["startTime"]) in (len("2014-09-03 08:20:07"), len("2021-01-18T17:13:48+0000"))
     for batch in body["batches"]:
         assert len(batch["batchId"]) == 32
         assert batch["status"] in BATCH_STATUSES
