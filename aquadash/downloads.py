@@ -6,19 +6,27 @@ the job does not list ever reaches Zuora), opens the first file before answering
 file is a page, not a broken download) and hands `recorded` the rest.
 """
 
+import functools
 import logging
 import re
+import secrets
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.http import HttpRequest, HttpResponseBase
+from django.shortcuts import render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
 from aquadash import breaker, results, zuora
 from aquadash.models import Download, JobSnapshot, Tenant
+from aquadash.shared_cache import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +47,16 @@ class NotDownloadable(zuora.ZuoraError):
     summary = "not downloadable"
     title = "Cannot download it that way"
     next_step = "job"
+
+
+class Busy(zuora.ZuoraError):
+    """Too many heavy downloads under way, the person's own or everyone's."""
+
+    http_status = 429
+    summary = "too many downloads at once"
+    title = "Too many downloads at once"
+    next_step = "job"
+    retry_after = 30  # a guess: an xlsx of a few hundred thousand records takes about that
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,24 @@ def open_parts(
     """Each of the batch's files as CSV, each opened only when the one before has been read."""
     for file_id in batch.file_ids:
         yield decoded(open_result(file_id), job.format)
+
+
+def joined(
+    job: zuora.Job, batch: zuora.Batch, open_result: Callable[[str], zuora.ResultFile]
+) -> Iterator[bytes]:
+    """The batch's files as one CSV, its header read before this returns: a first file with no
+    header aquadash can read is a page, not a broken download."""
+    chunks = results.joined(open_parts(job, batch, open_result))
+    try:
+        header = next(chunks, b"")
+    except results.ResultUnreadable as exc:
+        raise NotDownloadable(f"aquadash cannot join this batch's files: {exc}.") from None
+    return _after(header, chunks)
+
+
+def _after(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from chunks  # and closes them when the browser goes
 
 
 def closing(result: zuora.ResultFile) -> Iterator[bytes]:
@@ -259,3 +295,117 @@ def check_count(
 
 def segment_list(batch: zuora.Batch) -> str:
     return "".join(f"{segment}\n" for segment in batch.segments)
+
+
+# --- Heavy downloads: how many at once ------------------------------------------------------
+
+# A slot nobody releases (its server was killed mid-download) frees itself after this long; a
+# download that lasts longer renews its own slots while it streams.
+SLOT_SECONDS = 600
+
+
+class Slot:
+    """One heavy download's place among the person's and everyone's, kept in the shared cache
+    so that every app server counts the same downloads (each server its own while Redis is
+    down: then every server still keeps threads for pages)."""
+
+    def __init__(self, user: AbstractBaseUser) -> None:
+        self._token = secrets.token_hex(8)
+        self._keys: list[str] = []
+        self._renewed = time.monotonic()
+        limits = [
+            (f"heavy:user:{user.pk}", settings.AQUADASH_HEAVY_DOWNLOADS_PER_PERSON),
+            ("heavy:all", settings.AQUADASH_HEAVY_DOWNLOADS),
+        ]
+        for prefix, limit in limits:
+            keys = (f"{prefix}:{number}" for number in range(limit))
+            key = next(
+                (key for key in keys if shared_cache.add(key, self._token, SLOT_SECONDS)), ""
+            )
+            if not key:
+                self.release()
+                raise Busy(_busy_message(mine=prefix != "heavy:all", limit=limit))
+            self._keys.append(key)
+
+    def renew(self) -> None:
+        """Keep the slots of a download that is still streaming, at most once a minute or so."""
+        if time.monotonic() - self._renewed > SLOT_SECONDS / 10:
+            self._renewed = time.monotonic()
+            for key in self._keys:
+                shared_cache.set(key, self._token, SLOT_SECONDS)
+
+    def release(self) -> None:
+        keys, self._keys = self._keys, []
+        for key in keys:
+            if shared_cache.get(key) == self._token:  # not a slot that expired and was retaken
+                shared_cache.delete(key)
+
+
+def _busy_message(*, mine: bool, limit: int) -> str:
+    if mine:
+        return (
+            f"You already have {limit} Excel, whole-batch or zip download{'s' * (limit > 1)} "
+            f"under way, as many as aquadash makes at once for one person. Try again when "
+            f"{'one has' if limit > 1 else 'it has'} finished."
+        )
+    return (
+        f"aquadash is making {limit} Excel, whole-batch or zip download{'s' * (limit > 1)} "
+        "right now, as many as it makes at once, so that pages stay quick for everyone. Try "
+        "again in a minute."
+    )
+
+
+class _Holding:
+    """A streaming response's chunks, holding the download's slot until the server closes the
+    response: when the download has been sent, or when the browser went away."""
+
+    def __init__(self, chunks: Iterable[bytes], slot: Slot) -> None:
+        self._chunks = iter(chunks)
+        self._slot = slot
+
+    def __iter__(self) -> "_Holding":
+        return self
+
+    def __next__(self) -> bytes:
+        self._slot.renew()
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self._slot.release()
+
+
+def heavy(*, variants: tuple[str, ...] = ()) -> Callable:
+    """Count a download view's answers among the heavy downloads (only those asked `?as=` one
+    of `variants`, when given): beyond the limits, a 429 page with Retry-After."""
+
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if variants and request.GET.get("as", "") not in variants:
+                return view(request, *args, **kwargs)
+            try:
+                slot = Slot(request.user)
+            except Busy as exc:
+                return _busy_page(request, exc, kwargs["tenant"], kwargs["job_id"])
+            try:
+                response = view(request, *args, **kwargs)
+            except BaseException:
+                slot.release()
+                raise
+            if response.streaming:
+                response.streaming_content = _Holding(response.streaming_content, slot)
+            else:  # an error page: the download never started
+                slot.release()
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def _busy_page(request: HttpRequest, exc: Busy, tenant: Tenant, job_id: str) -> HttpResponseBase:
+    context = {"tenant": tenant, "job_id": job_id, "error": exc, "title": exc.title}
+    response = render(request, "job_error.html", context, status=exc.http_status)
+    response["Retry-After"] = str(exc.retry_after)
+    add_never_cache_headers(response)
+    return response

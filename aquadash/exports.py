@@ -13,7 +13,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from aquadash.results import FORMULA_STARTS
 
 
 def inert(value: object, zone: tzinfo | None = None) -> object:

@@ -22,10 +22,22 @@ import xlsxwriter
 PIECE = 64 * 1024  # the most a decompressor hands on at once, so a zip bomb costs no memory
 EXCEL_MAX_ROWS = 1_048_576  # rows in one Excel worksheet, the header included
 UTF8_BOM = b"\xef\xbb\xbf"
+# What aquadash reads of one row, to show it, convert it or check its header: a row is held
+# whole while it is read, so a file of one endless row would otherwise cost endless memory.
+ROW_LIMIT = 1024 * 1024  # characters in a row, its quoted line breaks included
+CELL_LIMIT = 128 * 1024  # characters in a cell (Python's csv default, made explicit here)
+csv.field_size_limit(CELL_LIMIT)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet cell a formula
 
 
 class ResultUnreadable(ValueError):
     """A result file that is not what its format says; `str()` says why, for people."""
+
+
+class TooWide(ResultUnreadable):
+    """A row or a cell longer than aquadash reads; the rest of the file is left unread."""
+
+    http_status = 409  # the file is whole, only beyond what aquadash reads: as NotDownloadable
 
 
 class Decoder(Protocol):
@@ -240,15 +252,12 @@ def _first_line(chunks: Iterator[bytes]) -> tuple[bytes, bytes]:
             line += chunk[: cut + 1]
             return bytes(line), chunk[cut + 1 :]
         line += chunk
-        if len(line) > 1024 * 1024:
-            raise ResultUnreadable("its first line is over a megabyte long, so it has no header")
+        if len(line) > ROW_LIMIT:
+            raise TooWide(
+                f"its first line is over {ROW_LIMIT:,} bytes long, more than aquadash reads as "
+                "a header"
+            )
     return (bytes(line) + b"\n" if line else b""), b""
-
-
-def with_bom(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """UTF-8 CSV that Excel opens with its accents intact."""
-    yield UTF8_BOM
-    yield from chunks
 
 
 class _Reader(io.RawIOBase):
@@ -271,18 +280,81 @@ class _Reader(io.RawIOBase):
         return size
 
 
+class _Lines:
+    """The lines of a CSV for csv.reader, refusing a row longer than ROW_LIMIT before it is
+    read whole: a line is read at most up to what is left of the row's allowance, and a row
+    that quoted line breaks spread over several lines spends one allowance."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self.row = 1  # the row being read: the header is row 1
+        self.row_size = 0  # characters of it read so far
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        line = self._text.readline(ROW_LIMIT - self.row_size + 1)
+        if not line:
+            raise StopIteration
+        self.row_size += len(line)
+        if self.row_size > ROW_LIMIT:
+            raise TooWide(
+                f"row {self.row:,} is over {ROW_LIMIT:,} characters long, more than aquadash "
+                "reads in one row"
+            )
+        return line
+
+    def next_row(self) -> None:
+        self.row += 1
+        self.row_size = 0
+
+
 def csv_rows(chunks: Iterable[bytes]) -> Iterator[list[str]]:
-    """The rows of a UTF-8 CSV (with or without a byte-order mark), as Python's csv reads it."""
+    """The rows of a UTF-8 CSV (with or without a byte-order mark), as Python's csv reads it,
+    each at most ROW_LIMIT characters and each cell at most CELL_LIMIT (else TooWide)."""
     text = io.TextIOWrapper(
         io.BufferedReader(_Reader(chunks), PIECE),
         encoding="utf-8-sig",
         errors="replace",
         newline="",
     )
+    lines = _Lines(text)
     try:
-        yield from csv.reader(text)
+        for row in csv.reader(lines):
+            lines.next_row()
+            yield row
     except csv.Error as exc:
+        if str(exc).startswith("field larger than field limit"):
+            raise TooWide(
+                f"row {lines.row:,} has a cell over {CELL_LIMIT:,} characters long, more than "
+                "aquadash reads in one cell"
+            ) from None
         raise ResultUnreadable(f"the CSV cannot be read ({exc})") from None
+
+
+def for_excel(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """CSV that Excel opens with its accents intact (a byte-order mark) and takes at its word:
+    each row rewritten with every cell inert (see `inert_cell`), in pieces of about PIECE."""
+    yield UTF8_BOM
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in csv_rows(chunks):
+        writer.writerow([inert_cell(cell) for cell in row])
+        if buffer.tell() >= PIECE:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+def inert_cell(text: str) -> str:
+    """A cell that no spreadsheet reads as a formula: one starting with =, +, -, @, a tab or a
+    carriage return gets a leading apostrophe, which Excel and LibreOffice show as text. A plain
+    number such as -12.50 is no formula and stays a number."""
+    if text.startswith(FORMULA_STARTS) and not NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 @dataclass(frozen=True)
@@ -291,20 +363,33 @@ class Preview:
     rows: list[list[str]]
     more: bool  # the file has rows beyond these
     ragged: frozenset[int] = field(default_factory=frozenset)  # indexes of rows of wrong width
+    hidden_columns: int = 0  # columns of the header beyond those shown
 
 
-def preview(chunks: Iterable[bytes], *, limit: int = 100, cell_limit: int = 300) -> Preview:
-    """The header and first `limit` rows; reads no further than that (plus one row)."""
+def preview(
+    chunks: Iterable[bytes], *, limit: int = 100, cell_limit: int = 300, column_limit: int = 100
+) -> Preview:
+    """The header and first `limit` rows, their first `column_limit` cells each shortened to
+    `cell_limit` characters, so that the page has a size whatever the file; reads no further
+    than that (plus one row)."""
     rows = csv_rows(chunks)
-    header = [_shortened(cell, cell_limit) for cell in next(rows, [])]
-    shown, more = [], False
+    header = next(rows, [])
+    shown: list[list[str]] = []
+    ragged, more = set(), False
     for row in rows:
         if len(shown) == limit:
             more = True
             break
-        shown.append([_shortened(cell, cell_limit) for cell in row])
-    ragged = frozenset(n for n, row in enumerate(shown) if len(row) != len(header))
-    return Preview(header=header, rows=shown, more=more, ragged=ragged)
+        if len(row) != len(header):
+            ragged.add(len(shown))
+        shown.append([_shortened(cell, cell_limit) for cell in row[:column_limit]])
+    return Preview(
+        header=[_shortened(cell, cell_limit) for cell in header[:column_limit]],
+        rows=shown,
+        more=more,
+        ragged=frozenset(ragged),
+        hidden_columns=max(0, len(header) - column_limit),
+    )
 
 
 def _shortened(text: str, limit: int) -> str:
@@ -350,6 +435,24 @@ def excel_value(text: str, *, is_id: bool = False) -> str | int | float | date |
     return text
 
 
+def sheet_name(name: str) -> str:
+    """A worksheet name Excel accepts, from a batch's: at most 31 UTF-16 code units (as Excel
+    counts, so an emoji is two), none of []:*?/\\ or unprintable characters, no apostrophe at
+    either end, not blank and not "History", which Excel keeps for itself."""
+    name = "".join(c if c.isprintable() else " " for c in name)
+    name = re.sub(r"[\[\]:*?/\\]", "-", name).strip(" '")
+    kept, units = [], 0
+    for character in name:
+        units += 2 if ord(character) > 0xFFFF else 1
+        if units > 31:
+            break
+        kept.append(character)
+    name = "".join(kept).strip(" '")
+    if name.casefold() == "history":
+        return "History batch"
+    return name or "Results"
+
+
 def write_xlsx(rows: Iterable[list[str]], output: BinaryIO, *, sheet: str = "Results") -> int:
     """Write CSV rows (the first is the header) to an .xlsx file in XlsxWriter's constant-memory
     mode; returns the number of data rows. Raises TooManyRows past Excel's limit."""
@@ -362,7 +465,7 @@ def write_xlsx(rows: Iterable[list[str]], output: BinaryIO, *, sheet: str = "Res
             "strings_to_urls": False,
         },
     )
-    worksheet = workbook.add_worksheet(re.sub(r"[\[\]:*?/\\]", "-", sheet)[:31] or "Results")
+    worksheet = workbook.add_worksheet(sheet_name(sheet))
     bold = workbook.add_format({"bold": True})
     formats = {
         date: workbook.add_format({"num_format": "yyyy-mm-dd"}),

@@ -361,6 +361,16 @@ AQUADASH_FILE_RETENTION_DAYS = envint("AQUADASH_FILE_RETENTION_DAYS", 3)
 # recordCount. Off saves a little CPU on plain file downloads; joined and Excel downloads, which
 # read every record anyway, are always counted.
 AQUADASH_COUNT_RECORDS = envbool("AQUADASH_COUNT_RECORDS", True)
+# Heavy downloads (xlsx, CSV for Excel, whole batches, job zips) each hold a server thread and
+# CPU for as long as they last: at most this many at once for one person, and this many in all
+# (counted in the shared cache, so across every app server). Keep the total below gunicorn's
+# --threads (THREADS in the Makefile, 8) so that each worker keeps threads for pages and /health/.
+AQUADASH_HEAVY_DOWNLOADS_PER_PERSON = envint("AQUADASH_HEAVY_DOWNLOADS_PER_PERSON", 2)
+AQUADASH_HEAVY_DOWNLOADS = envint("AQUADASH_HEAVY_DOWNLOADS", 4)
+if min(AQUADASH_HEAVY_DOWNLOADS_PER_PERSON, AQUADASH_HEAVY_DOWNLOADS) < 1:
+    raise ImproperlyConfigured(
+        "AQUADASH_HEAVY_DOWNLOADS and AQUADASH_HEAVY_DOWNLOADS_PER_PERSON must be 1 or more."
+    )
 
 # Error reports by e-mail when ADMINS is set (comma-separated addresses). Reports and log lines
 # pass through filters that hide secrets, tokens and Authorization values.

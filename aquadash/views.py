@@ -338,6 +338,7 @@ def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: s
 
 @require_GET
 @tenant_required
+@downloads.heavy(variants=("xlsx", "excel"))
 def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
     """One result file, streamed from Zuora as it comes: as Zuora made it, or ready for Excel."""
     job, part = _job_and_part(tenant, job_id, file_id)
@@ -390,6 +391,7 @@ def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: st
 
 @require_GET
 @tenant_required
+@downloads.heavy()
 def batch_download(
     request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
 ) -> HttpResponse:
@@ -418,11 +420,11 @@ def batch_download(
     )
     try:  # the first part before answering: a purged file is a page, not a broken download
         first = downloads.open_file(tenant, batch.file_ids[0])
+        open_result = downloads.opener(tenant, batch.file_ids[0], first)
+        csv_chunks = downloads.joined(job, batch, open_result)
     except zuora.ZuoraError as exc:
         download.finish(Download.Outcome.FAILED, detail=exc.message)
         return _error_page(request, tenant, exc, job_id=job.id)
-    open_result = downloads.opener(tenant, batch.file_ids[0], first)
-    csv_chunks = results.joined(downloads.open_parts(job, batch, open_result))
     return _csv_download(
         request,
         tenant,
@@ -437,6 +439,7 @@ def batch_download(
 
 @require_GET
 @tenant_required
+@downloads.heavy()
 def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
     job = _snapshot_or_404(tenant, job_id).job()
@@ -617,7 +620,7 @@ def _csv_download(
 
     chunks = downloads.counting(csv_chunks, "CSV", counter)
     if variant == "excel":
-        chunks, name = results.with_bom(chunks), name + "-excel"
+        chunks, name = results.for_excel(chunks), name + "-excel"
     chunks = downloads.recorded(download, chunks, on_complete=complete)
     return _as_download(StreamingHttpResponse(chunks), name + ".csv")
 

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import openpyxl
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aquadash import results
@@ -178,3 +178,70 @@ def test_zipped_members_open_with_the_standard_library():
     assert archive.namelist() == ["a.csv", "b.csv"]
     assert archive.read("b.csv") == b"Id\n2\n"
     assert archive.testzip() is None
+
+
+EXCEL_SHEET_FORBIDDEN = set("[]:*?/\\")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.text(max_size=80)
+    | st.builds(lambda n, s: "'" * n + s + "'" * n, st.integers(1, 3), st.text(max_size=40))
+    | st.text(alphabet=["📈", "'", " ", "a", "é"], max_size=40)
+)
+def test_any_batch_name_gives_a_workbook_excel_opens(name):
+    output = io.BytesIO()
+
+    results.write_xlsx(iter([["Id"], ["1"]]), output, sheet=name)
+
+    title = openpyxl.load_workbook(output).active.title
+    assert len(title.encode("utf-16-le")) // 2 <= 31
+    assert not EXCEL_SHEET_FORBIDDEN & set(title)
+    assert not title.startswith("'") and not title.endswith("'")
+    assert title.strip() and title.casefold() != "history"
+    assert all(c.isprintable() for c in title)
+
+
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [
+        ("'Q3 accounts'", "Q3 accounts"),
+        ("📈" * 20, "📈" * 15),
+        ("History", "History batch"),
+        ("  ", "Results"),
+    ],
+)
+def test_sheet_names_keep_what_excel_allows(name, title):
+    assert results.sheet_name(name) == title
+
+
+def excel_csv(data: bytes) -> bytes:
+    return b"".join(results.for_excel([data]))
+
+
+def test_csv_for_excel_makes_formulas_text():
+    data = b'Id,Link,Cmd,At,Tab\n1,"=HYPERLINK(""http://evil.test"",""x"")",=cmd|x,@SUM(1),"\tx"\n'
+
+    rows = records(excel_csv(data))
+
+    assert rows[1] == ["1", '\'=HYPERLINK("http://evil.test","x")', "'=cmd|x", "'@SUM(1)", "'\tx"]
+
+
+@pytest.mark.parametrize("number", ["-12.50", "-3", "0.5"])
+def test_csv_for_excel_keeps_plain_numbers_numbers(number):
+    assert records(excel_csv(f"Amount\n{number}\n".encode()))[1] == [number]
+
+
+@pytest.mark.parametrize("text", ["+12", "-1+2", "-", "-1E5"])
+def test_csv_for_excel_treats_signed_text_as_text(text):
+    assert records(excel_csv(f"Amount\n{text}\n".encode()))[1] == ["'" + text]
+
+
+def test_csv_for_excel_has_a_byte_order_mark_and_keeps_quoted_line_breaks():
+    data = 'Id,Notes\n1,"Café, ""first""\nsecond"\n'.encode()
+
+    assert excel_csv(data) == b"\xef\xbb\xbf" + data
+
+
+def records(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))

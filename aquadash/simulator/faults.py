@@ -1,12 +1,14 @@
 """Faults on demand: the ways Zuora, or what stands in front of it, can fail a request."""
 
+import base64
 import json
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aquadash.simulator.files import gzipped
+from aquadash.simulator.files import _zipped, gzipped
 from aquadash.simulator.responses import (
     JSON,
     DropConnection,
@@ -34,6 +36,7 @@ KINDS = WRAPPING | {
     "success_false",
     "redirect",
     "file_body",
+    "wide_row",
 }
 
 # The example value from Zuora's rate-limit guide.
@@ -118,6 +121,10 @@ def replacement(fault: Fault, job_id: str | None) -> Response:
             body = params.get("body", b"")
             data = body.encode() if isinstance(body, str) else bytes(body)
             return raw_response(200, str(params.get("content_type", "text/csv")), data)
+        case "wide_row":
+            width, cell = int(params.get("width", 64 * 1024 * 1024)), int(params.get("cell", 100))
+            file_format = str(params.get("format", "CSV")).upper()
+            return _wide_row(width, cell, int(params.get("row", 2)), file_format)
         case "redirect":
             location = str(params.get("location", "http://169.254.169.254/latest/meta-data/"))
             return raw_response(302, "text/html", b"", [("Location", location)])
@@ -178,3 +185,32 @@ def _oversize(size: int, compress: bool, job_id: str | None) -> Response:
     if not compress:
         return Response(200, [("Content-Type", JSON), ("Content-Length", str(size))], body())
     return Response(200, [("Content-Type", JSON), ("Content-Encoding", "gzip")], gzipped(body()))
+
+
+def _wide_row(width: int, cell: int, row: int, file_format: str) -> Response:
+    """A result file whose row `row` (1: the header) is `width` characters of `cell`-character
+    cells, as CSV, GZIP or ZIP, made as it is sent. The cells are random base64, which packs
+    to about three quarters of its size, so a compressed file is long on the wire too and a
+    client that stops reading early is seen to stop."""
+    before = b"" if row == 1 else b"Id,Notes\n" + b"".join(b"%d,ok\n" % n for n in range(row - 2))
+    after = b"\nlast,row\n"
+    piece = cell * max(1, 65536 // cell)
+
+    def csv() -> Iterator[bytes]:
+        yield before
+        randomness = random.Random(width)
+        for start in range(0, width, piece):
+            size = min(piece, width - start)
+            text = bytearray(base64.b64encode(randomness.randbytes(size))[:size])
+            text[cell - 1 :: cell] = b"," * len(range(cell - 1, size, cell))
+            yield bytes(text)
+        yield after
+
+    if file_format == "GZIP":
+        return Response(200, [("Content-Type", "application/gzip")], gzipped(csv()))
+    if file_format == "ZIP":
+        return Response(
+            200, [("Content-Type", "application/zip")], _zipped(csv(), "wide.csv", None)
+        )
+    length = len(before) + width + len(after)
+    return Response(200, [("Content-Type", "text/csv"), ("Content-Length", str(length))], csv())

@@ -1,0 +1,46 @@
+"""What reaches Excel from a result download: a workbook for any batch name Zuora accepts, and
+no cell that Excel would run as a formula in the CSV made for it."""
+
+import io
+
+import openpyxl
+import pytest
+
+from tests.test_downloads import body, file_url, from_zuora, looked_up, records
+
+FORMULAS = b'Id,Name,Amount\n1,"=HYPERLINK(""http://evil.test"",""Pay"")",-12.50\n2,=cmd|x,+3\n'
+
+
+@pytest.mark.parametrize("name", ["'Q3 accounts'", "📈" * 20, "History"])
+def test_xlsx_of_a_batch_with_any_name_opens(finance_client, simulator_tenant, simulator, name):
+    job_id = simulator.add_job(records=3, name=name)
+    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
+
+    response = finance_client.get(file_url(simulator_tenant, job_id, file_id, "?as=xlsx"))
+
+    assert openpyxl.load_workbook(io.BytesIO(body(response))).active.max_row == 1 + 3
+
+
+def test_csv_for_excel_makes_formula_cells_text_and_keeps_numbers(
+    finance_client, simulator_tenant, simulator
+):
+    job_id = simulator.add_job(records=2)
+    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
+    simulator.add_fault("file_body", path="/v1/files/", body=FORMULAS)
+
+    data = body(finance_client.get(file_url(simulator_tenant, job_id, file_id, "?as=excel")))
+
+    assert records(data)[1:] == [
+        ["1", '\'=HYPERLINK("http://evil.test","Pay")', "-12.50"],
+        ["2", "'=cmd|x", "'+3"],
+    ]
+
+
+def test_the_plain_csv_stays_byte_for_byte(finance_client, simulator_tenant, simulator):
+    job_id = simulator.add_job(records=2)
+    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
+    simulator.add_fault("file_body", path="/v1/files/", body=FORMULAS, times=2)
+
+    data = body(finance_client.get(file_url(simulator_tenant, job_id, file_id, "?as=csv")))
+
+    assert data == FORMULAS == from_zuora(simulator, file_id).content
