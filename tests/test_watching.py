@@ -750,7 +750,9 @@ def test_a_chat_provider_resolving_to_a_private_address_is_never_connected_to(
     )
 
     with pytest.raises(notifications.NotifyFailed, match="could not connect to hooks.slack.com"):
-        notifications.post_to_webhook(simulator_tenant, "Job ended")
+        notifications.post_to_webhook(
+            notifications.webhook_url(simulator_tenant), {"text": "Job ended"}
+        )
 
     assert attempts == []
 
