@@ -226,7 +226,7 @@ def test_test_connection_succeeds_against_the_simulator(
 def test_test_connection_reports_rejected_credentials(
     admin_client: Client, simulator_tenant: Tenant
 ) -> None:
-    simulator_tenant.set_secret(CANARY_SECRET)
+    simulator_tenant.set_secret("not-the-secret-zuora-knows")
     simulator_tenant.save()
     url = reverse("admin:aquadash_tenant_test_connection", args=[simulator_tenant.pk])
     response = admin_client.post(url, follow=True)
