@@ -1,3 +1,4 @@
+import ast
 import contextlib
 import logging
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -37,6 +39,16 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def imports_of(package: object) -> Iterator[tuple[str, str]]:
+    """(file name, imported module) for every import statement in a package's own files."""
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                yield from ((path.name, alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                yield path.name, node.module or ""
 
 
 def wait_until(condition: Callable[[], object], seconds: float = 5.0) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from aquadash import simulator as sim
 from aquadash import zuora
-from tests.conftest import DISALLOWED_BASE_URLS
+from tests.conftest import DISALLOWED_BASE_URLS, imports_of
 
 CANARY = "canary-secret-7f3a9c"
 EXAMPLE_FILE_JOB = "402881824835bb2a01483c19f7d70256"
@@ -808,23 +808,13 @@ def test_the_client_imports_nothing_of_the_app():
     """Twin of the simulator's test: the client takes plain arguments in (a Connection) and
     gives dataclasses out, so it may import only itself from aquadash and nothing of Django's
     models, views, templates or settings."""
-    import ast
-    from pathlib import Path
-
-    for path in Path(zuora.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            for name in names:
-                assert not name.startswith("aquadash") or name.startswith("aquadash.zuora"), (
-                    f"{path.name} imports {name}"
-                )
-                assert not name.startswith("django") or name in DJANGO_THE_CLIENT_MAY_USE, (
-                    f"{path.name} imports {name}"
-                )
+    for file, name in imports_of(zuora):
+        assert not name.startswith("aquadash") or name.startswith("aquadash.zuora"), (
+            f"{file} imports {name}"
+        )
+        assert not name.startswith("django") or name in DJANGO_THE_CLIENT_MAY_USE, (
+            f"{file} imports {name}"
+        )
 
 
 def test_the_client_loads_and_works_without_django_configured():
