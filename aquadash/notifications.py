@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 import smtplib
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -102,21 +103,25 @@ SESSION = zuora.new_session(_WebhookConnection)
 
 
 @sensitive_variables()
-def post_to_webhook(tenant: Tenant, text: str) -> None:
-    """Post `text` to the tenant's webhook, as Slack-compatible JSON. Raises NotifyFailed."""
+def webhook_url(tenant: Tenant) -> str:
+    """The tenant's webhook URL, checked against the allow-list as it is now. Raises
+    NotifyFailed."""
     try:
-        url = check_webhook_url(tenant.webhook_url())
+        return check_webhook_url(tenant.webhook_url())
     except encryption.CredentialUnreadable as exc:
         raise NotifyFailed(exc.message, retry=False) from None
     except ValidationError:
         raise NotifyFailed(
             "the webhook's host is not allowed (AQUADASH_WEBHOOK_HOSTS)", retry=False
         ) from None
+
+
+@sensitive_variables()
+def post_to_webhook(url: str, message: dict) -> None:
+    """Post `message` (JSON) to a checked webhook URL. Raises NotifyFailed."""
     host = urlsplit(url).hostname
     try:
-        response = SESSION.post(
-            url, json={"text": text}, timeout=WEBHOOK_TIMEOUT, allow_redirects=False
-        )
+        response = SESSION.post(url, json=message, timeout=WEBHOOK_TIMEOUT, allow_redirects=False)
         response.close()
     # requests' messages hold the URL, and the URL is the secret: say only what happened.
     except requests.Timeout:
@@ -129,9 +134,47 @@ def post_to_webhook(tenant: Tenant, text: str) -> None:
         raise NotifyFailed(f"{host} answered HTTP {response.status_code}")
 
 
-def _slack_text(text: str) -> str:
-    """Zuora's text made inert for chat: no <!channel> pings or <url|disguised> links."""
+# --- Each chat's markup -------------------------------------------------------------------------
+# Names come from Zuora and from whoever wrote the query: in chat they must stay text, never a
+# ping of the whole channel or a link showing one address and opening another. Each provider
+# reads its own markup, known from the webhook's host.
+
+
+def chat_provider(url: str) -> str:
+    """ "discord", "teams" or "slack": Slack, Google Chat (whose links and mentions are Slack's
+    `<…>` too) and any Slack-compatible server an operator allows."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "discord.com":
+        return "discord"
+    if host.endswith(".webhook.office.com"):
+        return "teams"
+    return "slack"
+
+
+# Discord's markdown: masked links [text](url), mentions @everyone @here <@id> <@&role>,
+# emphasis, quotes, headings, spoilers and code. A backslash makes any of them plain text.
+DISCORD_MARKUP = re.compile(r"([\\*_~`|>#\[\]()<@-])")
+# Teams' connector cards read markdown and some HTML, so a character reference is plain text to
+# both: [text](url), <a href>, <at> mentions and emphasis all stay as typed.
+TEAMS_MARKUP = re.compile(r"[&<>\\*_~`|#\[\]()]")
+
+
+def inert(provider: str, text: str) -> str:
+    """`text` as plain text in `provider`'s chat."""
+    if provider == "discord":
+        return DISCORD_MARKUP.sub(r"\\\1", text)
+    if provider == "teams":
+        return TEAMS_MARKUP.sub(lambda match: f"&#{ord(match[0])};", text)
+    # Slack's mrkdwn: <!channel>, <!everyone> and <url|disguised> links all need a "<".
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def chat_message(provider: str, text: str) -> dict:
+    """The JSON each provider's webhook takes for `text`, already made inert."""
+    if provider == "discord":
+        # Discord pings only what allowed_mentions lets it parse: nothing, whatever the text.
+        return {"content": text[:2000], "allowed_mentions": {"parse": []}}
+    return {"text": text}  # Slack, Google Chat and Teams' connector cards alike
 
 
 # --- The message --------------------------------------------------------------------------------
@@ -141,12 +184,15 @@ def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def compose(watch: Watch, snapshot: JobSnapshot | None) -> tuple[str, str]:
-    """The subject and body telling that `watch` ended."""
+def compose(
+    watch: Watch, snapshot: JobSnapshot | None, *, as_text: Callable[[str], str] = str
+) -> tuple[str, str]:
+    """The subject and body telling that `watch` ended; `as_text` keeps each name and status
+    plain text in a chat's markup (aquadash's own link needs none)."""
     tenant = watch.tenant
     job = snapshot.job() if snapshot else None
-    name = _one_line(watch.job_name or (job.name if job else "") or "AQuA job")
-    status = watch.job_status or (job.status if job else "unknown")
+    name = as_text(_one_line(watch.job_name or (job.name if job else "") or "AQuA job"))
+    status = as_text(watch.job_status or (job.status if job else "unknown"))
     if watch.end == Watch.End.EXPIRED:
         subject = f"Still running after {settings.AQUADASH_WATCH_HOURS} hours: {name}"
         headline = (
@@ -159,13 +205,16 @@ def compose(watch: Watch, snapshot: JobSnapshot | None) -> tuple[str, str]:
     else:
         subject = f"{name} {status}"
         headline = f"{name} ended: {status}."
-    lines = [headline, "", f"Tenant: {tenant.name}", f"Job ID: {watch.job_id}"]
+    lines = [headline, "", f"Tenant: {as_text(tenant.name)}", f"Job ID: {watch.job_id}"]
     if job and job.start_time:
         # Zuora reports only a job's start; its end is when aquadash first saw it final.
         lines.append(f"Ran for: about {elapsed(job.start_time, watch.ended_at)}")
     if job and job.batches:
         lines += ["", "Batches:"]
-        lines += [f"  {_one_line(b.name or b.batch_id)}: {_batch(b)}" for b in job.batches]
+        lines += [
+            f"  {as_text(_one_line(b.name or b.batch_id))}: {as_text(_batch(b))}"
+            for b in job.batches
+        ]
     lines += ["", f"Open it: {watch.link}"]
     return f"[aquadash] {subject}"[:200], "\n".join(lines)
 
@@ -256,11 +305,14 @@ def _send(delivery: Delivery) -> None:
     if not watchers:
         raise NotifyFailed("not sent: the watcher may no longer see this tenant", retry=False)
     snapshot = watch.tenant.jobs.filter(job_id=watch.job_id).first()
-    subject, body = compose(watch, snapshot)
     if delivery.channel == Delivery.Channel.WEBHOOK:
-        names = ", ".join(sorted(each.user.get_username() for each in watchers))
-        post_to_webhook(watch.tenant, _slack_text(f"{body}\n\nWatched by {names}."))
+        url = webhook_url(watch.tenant)
+        provider = chat_provider(url)
+        _, body = compose(watch, snapshot, as_text=lambda text: inert(provider, text))
+        names = inert(provider, ", ".join(sorted(each.user.get_username() for each in watchers)))
+        post_to_webhook(url, chat_message(provider, f"{body}\n\nWatched by {names}."))
         return
+    subject, body = compose(watch, snapshot)
     if not delivery.recipient:
         raise NotifyFailed("no e-mail address on the account; ask an admin to add one", retry=False)
     try:

@@ -1,3 +1,4 @@
+import ast
 import contextlib
 import logging
 import os
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -23,7 +25,7 @@ from pytest_django.fixtures import Settings
 
 from aquadash.models import Tenant
 from aquadash.shared_cache import shared_cache
-from aquadash.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Simulator, serve
+from aquadash.simulator import Simulator, serve
 
 
 class FakeClock:
@@ -37,6 +39,16 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def imports_of(package: object) -> Iterator[tuple[str, str]]:
+    """(file name, imported module) for every import statement in a package's own files."""
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                yield from ((path.name, alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                yield path.name, node.module or ""
 
 
 def wait_until(condition: Callable[[], object], seconds: float = 5.0) -> None:
@@ -156,6 +168,7 @@ def simulator(sim_clock: FakeClock) -> Iterator[Simulator]:
 # Every tenant the fixtures make stores this secret, and no response, log record or error report
 # anywhere in the suite may contain it (see `canary_never_leaks`).
 CANARY_SECRET = "canary-s3cret-4f1d9b2e7a-must-never-leak"
+SIM_CLIENT_ID = "sim-client-id"  # the simulator tenant's OAuth client, whose secret is the canary
 
 # Base URLs a tenant must never be given: metadata services, look-alikes, numeric and user@ forms.
 DISALLOWED_BASE_URLS = [
@@ -253,15 +266,18 @@ def outsider_client(make_user: Callable[..., User]) -> Client:
 def simulator_tenant(
     simulator: Simulator, make_tenant: Callable[..., Tenant], settings: Settings
 ) -> Tenant:
-    """Tenant "Sim" (slug sim) on the `simulator` with its demo OAuth client, group "Sim staff"."""
+    """Tenant "Sim" (slug sim) on the `simulator`, group "Sim staff". Its OAuth client's
+    secret is CANARY_SECRET, so the secret that really goes to Zuora is the one
+    `canary_never_leaks` looks for."""
     host, port = urlsplit(simulator.url).hostname, urlsplit(simulator.url).port
     settings.ZUORA_EXTRA_HOSTS = settings.ZUORA_EXTRA_HOSTS | {(host, port)}
+    simulator.clients[SIM_CLIENT_ID] = CANARY_SECRET
     return make_tenant(
         "sim",
-        secret=DEMO_CLIENT_SECRET,
+        secret=CANARY_SECRET,
         environment="custom",
         base_url=simulator.url,
-        identity=DEMO_CLIENT_ID,
+        identity=SIM_CLIENT_ID,
         groups=[Group.objects.create(name="Sim staff")],
     )
 

@@ -10,6 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.http import Http404, HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 
 from aquadash.access import tenant_required
 from aquadash.models import Tenant
@@ -170,8 +171,44 @@ def without_csrf_token(body: bytes) -> bytes:
     return re.sub(rb'name="csrfmiddlewaretoken" value="[^"]+"', b"", body)
 
 
+@pytest.fixture
+def stored_job(tenant: Tenant) -> str:
+    """The sample job (every sample ID is 32 zeros) stored in `tenant`, as a completed stateful
+    job with one batch and one file: every view of it has something to show."""
+    zeros = "0" * 32
+    raw = {
+        "id": zeros,
+        "name": "Acme confidential export",
+        "status": "completed",
+        "format": "CSV",
+        "version": "1.1",
+        "partner": "acme",
+        "project": "a0B5f00000Session",
+        "startTime": "2024-01-31T10:00:00+0000",
+        "batches": [
+            {
+                "batchId": zeros,
+                "name": "Accounts",
+                "status": "completed",
+                "query": "select Id from Account",
+                "recordCount": 1,
+                "fileId": zeros,
+            }
+        ],
+    }
+    tenant.jobs.create(
+        job_id=zeros,
+        name=raw["name"],
+        status="completed",
+        is_final=True,
+        raw=raw,
+        last_fetched_at=timezone.now(),
+    )
+    return raw["name"]
+
+
 def test_every_tenant_view_answers_a_forbidden_tenant_like_a_missing_one(
-    outsider_client: Client, sample_values: dict[str, str]
+    outsider_client: Client, sample_values: dict[str, str], stored_job: str
 ) -> None:
     checked = []
     for route, name, pattern in url_patterns():
@@ -187,6 +224,7 @@ def test_every_tenant_view_answers_a_forbidden_tenant_like_a_missing_one(
             assert forbidden.status_code == missing.status_code
             body = without_csrf_token(forbidden.content.replace(b"/t/acme/", b"/t/no-such/"))
             assert body == without_csrf_token(missing.content), f"{method.upper()} {name}"
+            assert stored_job.encode() not in forbidden.content
             statuses.add(forbidden.status_code)
         assert 404 in statuses, forbidden_url
         checked.append(forbidden_url)

@@ -9,6 +9,7 @@ from django.urls import reverse
 from aquadash import simulator as sim
 from aquadash.models import AuditEvent, Tenant
 from tests.conftest import CANARY_SECRET
+from tests.test_sign_in import DOCUMENTED_LIMIT
 from tests.test_tenant_admin import NEW_SECRET, change_url, form_data
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -79,10 +80,10 @@ def test_a_refused_tenant_is_recorded_once_per_person_and_tenant(
     assert event.target == f"/t/{simulator_tenant.slug}/jobs/{sim.RUNNING_JOB_ID}/"
 
 
-def test_a_lockout_is_recorded(make_user, settings) -> None:
+def test_a_lockout_is_recorded(make_user) -> None:
     make_user("alice")
     client = Client()
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(DOCUMENTED_LIMIT):
         client.post("/accounts/login/", {"username": "alice", "password": "guess"})
 
     [event] = events(AuditEvent.Kind.LOCKED_OUT)

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.test import Client
 
-from aquadash import breaker, jobs
+from aquadash import breaker, jobs, zuora
 from aquadash import simulator as sim
 from aquadash.models import Tenant
 from aquadash.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -151,3 +151,16 @@ def test_a_download_while_the_circuit_is_open_is_refused_at_once(
     assert response.status_code == 503
     assert "not answering for tenant" in response.content.decode()
     assert simulator.count(path_prefix="/v1/files/") == files
+
+
+def test_while_a_probe_is_under_way_every_other_request_is_refused(simulator_tenant, clock):
+    for _ in range(3):
+        with pytest.raises(zuora.ZuoraUnavailable), breaker.guarded(simulator_tenant):
+            raise zuora.ZuoraUnavailable("Zuora answered HTTP 503.")
+    clock.now += 61
+
+    with breaker.guarded(simulator_tenant):  # the probe, still waiting for Zuora
+        with pytest.raises(breaker.CircuitOpen), breaker.guarded(simulator_tenant):
+            pass
+        with pytest.raises(breaker.CircuitOpen), breaker.guarded(simulator_tenant):
+            pass

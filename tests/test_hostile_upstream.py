@@ -204,3 +204,31 @@ def test_any_json_is_a_page_or_a_clear_error(
     response.content.decode()  # whole characters only
     if snapshot := JobSnapshot.objects.filter(job_id=job_id).first():
         json.dumps(snapshot.raw, allow_nan=False).encode()  # no NaN, no half characters
+
+
+def test_deeply_nested_json_is_an_unreadable_answer(client, simulator_tenant, simulator):
+    job_id = uuid.uuid4().hex
+    nested = "[" * 100_000 + "]" * 100_000
+    served(simulator, job_id, json.dumps(job(job_id)).replace("[]", nested))
+
+    response = client.get(f"/t/{simulator_tenant.slug}/jobs/{job_id}/")
+
+    assert response.status_code == 502
+    assert "cannot read" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "segment", ["../../v1/users", "2c92c0f9" * 3, "2c92c0f96b3a5e01016b3c1d2e3f4a5b?x=1"]
+)
+def test_a_segment_that_is_not_a_zuora_id_is_an_unreadable_answer(
+    client, simulator_tenant, simulator, segment
+):
+    job_id = uuid.uuid4().hex
+    segments = ["2c92c0f96b3a5e01016b3c1d2e3f4a5b", segment]
+    served(simulator, job_id, json.dumps(job(job_id, batches=[batch(1, segments=segments)])))
+
+    response = client.get(f"/t/{simulator_tenant.slug}/jobs/{job_id}/")
+
+    assert response.status_code == 502
+    assert "cannot read" in response.content.decode()
+    assert not JobSnapshot.objects.filter(job_id=job_id).exists()

@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
+from aquadash import jobs, views, zuora
 from aquadash import simulator as sim
-from aquadash import views
 from aquadash.models import JobSnapshot, Lookup, Tenant
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -640,11 +640,38 @@ def test_a_tenant_that_is_not_yours_gets_a_plain_not_found_page(simulator_tenant
 # --- Odd input and odd answers never make a 500 ----------------------------------------------
 
 
-@pytest.mark.parametrize("failures", ["%C2%B2", "9" * 5000, "-1", "abc"])
-def test_a_mangled_poll_counter_is_ignored(client, simulator_tenant, failures):
-    response = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID) + f"?failures={failures}")
+@pytest.mark.parametrize(
+    ("failures", "counted"),
+    [("%C2%B2", 1), ("9" * 5000, 1), ("-1", 1), ("abc", 1), ("", 1), ("2", 3), ("50", 11)],
+)
+def test_a_mangled_poll_counter_is_ignored(client, simulator_tenant, simulator, failures, counted):
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
+    client.get(url)
+    next_interval()
+    simulator.add_fault("server_error", job_id=sim.RUNNING_JOB_ID)  # the counter counts failures
+
+    response = client.get(f"{url}?failures={failures}", **HTMX)
 
     assert response.status_code == 200
+    assert f'hx-get="{url}?failures={counted}"' in response.content.decode()
+
+
+@pytest.mark.parametrize("polling", [True, False])
+def test_an_error_message_with_html_is_shown_as_text(
+    client, simulator_tenant, monkeypatch, polling
+):
+    hostile = '<img src=x onerror="alert(1)"> <a hx-get="/admin/">retry</a>'
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise zuora.ZuoraUnavailable(hostile)
+
+    monkeypatch.setattr(jobs, "fetch_job", failing)
+
+    headers = HTMX if polling else {}
+    html = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID), **headers).content.decode()
+
+    assert escape(hostile) in html
+    assert "<img" not in html and 'hx-get="/admin/"' not in html
 
 
 @pytest.mark.parametrize("path", ["%00/", "%C2%B2/", "abc%00def/", f"{sim.RUNNING_JOB_ID}%00/"])

@@ -245,3 +245,39 @@ def test_csv_for_excel_has_a_byte_order_mark_and_keeps_quoted_line_breaks():
 
 def records(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+def test_xlsx_header_cells_stay_text_not_formulas():
+    rows = [
+        ['=HYPERLINK("http://evil.test","Id")', "+cmd|' /C calc'!A0", "@SUM(1)"],
+        ["1", "2", "3"],
+    ]
+    output = io.BytesIO()
+
+    results.write_xlsx(iter(rows), output)
+
+    sheet = openpyxl.load_workbook(output).active
+    assert [cell.value for cell in sheet[1]] == rows[0]
+    assert [cell.data_type for cell in sheet[1]] == ["s", "s", "s"]
+
+
+def test_preview_shortens_long_cells_to_their_limit():
+    data = b"Id," + b"N" * 5000 + b"\n1," + b"x" * 5000 + b"\n"
+
+    shown = results.preview([data])
+
+    assert shown.header[1] == "N" * 299 + "…"
+    assert shown.rows[0] == ["1", "x" * 299 + "…"]
+
+
+def test_a_first_line_over_a_megabyte_is_refused_as_no_header():
+    endless = (b"x" * 65536 for _ in range(17))  # 1.06 MB, no line break
+
+    with pytest.raises(results.ResultUnreadable, match="first line is over 1,048,576 bytes long"):
+        list(results.joined([endless]))
+
+
+def test_a_header_just_under_a_megabyte_is_a_header():
+    header = b"x" * (1024 * 1024 - 1) + b"\n"
+
+    assert b"".join(results.joined([[header, b"1\n"]])) == header + b"1\n"

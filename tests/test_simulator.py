@@ -46,7 +46,7 @@ from aquadash.simulator import (
     ZIP_JOB_ID,
     Simulator,
 )
-from tests.conftest import wait_until
+from tests.conftest import imports_of, wait_until
 
 AUTH = (DEMO_USERNAME, DEMO_PASSWORD)
 TIMEOUT = 5
@@ -972,19 +972,9 @@ def test_control_endpoints_are_not_counted_and_summary_is_served(simulator):
 def test_the_simulator_shares_no_code_with_the_client():
     """Two independent readings of Zuora's documentation that agree are evidence; one reading
     used twice is not. The simulator may import only itself from aquadash."""
-    import ast
-    from pathlib import Path
-
     import aquadash.simulator
 
-    for path in Path(aquadash.simulator.__file__).parent.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            for name in names:
-                assert not name.startswith("aquadash") or name.startswith("aquadash.simulator"), (
-                    f"{path.name} imports {name}"
-                )
+    for file, name in imports_of(aquadash.simulator):
+        assert not name.startswith("aquadash") or name.startswith("aquadash.simulator"), (
+            f"{file} imports {name}"
+        )

@@ -44,13 +44,25 @@ def stored_secret(tenant: Tenant) -> str:
     return Tenant.objects.get(pk=tenant.pk).zuora_connection().credentials.secret
 
 
-def test_change_form_never_renders_the_secret(admin_client: Client, tenant: Tenant) -> None:
-    html = admin_client.get(change_url(tenant)).content.decode()
+@pytest.mark.parametrize("after", ["opening it", "a form error"])
+def test_change_form_never_renders_the_secret(
+    admin_client: Client, tenant: Tenant, after: str
+) -> None:
+    if after == "opening it":
+        response = admin_client.get(change_url(tenant))
+    else:  # the secret just typed must not come back in the form shown again
+        response = admin_client.post(
+            change_url(tenant), form_data(tenant, name="", secret=NEW_SECRET)
+        )
+        assert (
+            response.status_code == 200 and "This field is required." in response.content.decode()
+        )
+    html = response.content.decode()
     inputs = re.findall(r"<input[^>]*name=\"secret\"[^>]*>", html)
     assert len(inputs) == 1
     assert 'type="password"' in inputs[0]
     assert "value=" not in inputs[0]
-    assert CANARY_SECRET not in html
+    assert CANARY_SECRET not in html and NEW_SECRET not in html
     assert tenant.encrypted_secret not in html
     assert not re.search(r"<input[^>]*type=\"hidden\"[^>]*name=\"[^\"]*secret", html)
 
@@ -214,7 +226,7 @@ def test_test_connection_succeeds_against_the_simulator(
 def test_test_connection_reports_rejected_credentials(
     admin_client: Client, simulator_tenant: Tenant
 ) -> None:
-    simulator_tenant.set_secret(CANARY_SECRET)
+    simulator_tenant.set_secret("not-the-secret-zuora-knows")
     simulator_tenant.save()
     url = reverse("admin:aquadash_tenant_test_connection", args=[simulator_tenant.pk])
     response = admin_client.post(url, follow=True)

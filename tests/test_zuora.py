@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from aquadash import simulator as sim
 from aquadash import zuora
-from tests.conftest import DISALLOWED_BASE_URLS
+from tests.conftest import DISALLOWED_BASE_URLS, imports_of
 
 CANARY = "canary-secret-7f3a9c"
 EXAMPLE_FILE_JOB = "402881824835bb2a01483c19f7d70256"
@@ -838,3 +838,53 @@ def test_zuoras_session_cookie_is_never_kept_for_another_tenant(simulator):
 
     assert simulator.requests[-1].status == 200
     assert len(session.cookies) == 0
+
+
+# Django's one decorator that marks a function's locals as secret for Django's error reports: a
+# plain function of Django's, not of the app, with no settings read when imported or called, and
+# the way the client's secrets stay out of the reports when the client runs inside Django.
+DJANGO_THE_CLIENT_MAY_USE = {"django.views.decorators.debug"}
+
+
+def test_the_client_imports_nothing_of_the_app():
+    """Twin of the simulator's test: the client takes plain arguments in (a Connection) and
+    gives dataclasses out, so it may import only itself from aquadash and nothing of Django's
+    models, views, templates or settings."""
+    for file, name in imports_of(zuora):
+        assert not name.startswith("aquadash") or name.startswith("aquadash.zuora"), (
+            f"{file} imports {name}"
+        )
+        assert not name.startswith("django") or name in DJANGO_THE_CLIENT_MAY_USE, (
+            f"{file} imports {name}"
+        )
+
+
+def test_the_client_loads_and_works_without_django_configured():
+    """In a fresh interpreter with no settings module: importing the client and using it loads
+    no module of the app and never configures Django's settings."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    check = (
+        "import sys, aquadash.zuora as zuora\n"
+        "zuora.check_id(zuora.normalize_id(' 2C92C0F96B3A5E01016B3C1D2E3F4A5B '), what='job')\n"
+        "from django.conf import settings\n"
+        "assert not settings.configured, 'settings configured'\n"
+        "app = sorted(m for m in sys.modules if m.startswith('aquadash') "
+        "and not m.startswith('aquadash.zuora') and m != 'aquadash')\n"
+        "assert not app, app\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=django_settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@
 
   // Copy buttons and live-refresh notes only make sense with JavaScript, so they start hidden.
   function reveal(root) {
-    root.querySelectorAll("button[data-copy], .needs-js").forEach(function (element) {
+    root.querySelectorAll("button[data-copy], button[data-copy-from], .needs-js").forEach(function (element) {
       element.hidden = false;
     });
   }
@@ -28,13 +28,33 @@
     return copied ? Promise.resolve() : Promise.reject(new Error("copy refused"));
   }
 
+  // A button with data-copy-from copies what that address answers (a batch's every segment ID,
+  // too many to carry in the page). A ClipboardItem takes the text still on its way, so the
+  // browser counts the copy as the click's even though the text arrives later.
+  function copyFrom(url) {
+    var text = fetch(url, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.text();
+    });
+    if (window.ClipboardItem && navigator.clipboard && window.isSecureContext) {
+      var blob = text.then(function (body) { return new Blob([body], { type: "text/plain" }); });
+      return navigator.clipboard.write([new ClipboardItem({ "text/plain": blob })]);
+    }
+    return text.then(copy);
+  }
+
   document.addEventListener("click", function (event) {
-    var button = event.target.closest("button[data-copy]");
+    var button = event.target.closest("button[data-copy], button[data-copy-from]");
     if (!button) return;
     var label = button.textContent;
-    copy(button.dataset.copy).then(
+    var copied = button.dataset.copyFrom ? copyFrom(button.dataset.copyFrom) : copy(button.dataset.copy);
+    copied.then(
       function () { button.textContent = "Copied"; },
-      function () { button.textContent = "Copy failed: select the text"; }
+      function () {
+        button.textContent = button.dataset.copyFrom
+          ? "Copy failed: use the .txt"
+          : "Copy failed: select the text";
+      }
     ).then(function () {
       setTimeout(function () { button.textContent = label; }, 1500);
     });
