@@ -81,7 +81,7 @@ def listed_files(job: zuora.Job) -> dict[str, Part]:
 
 def extension(job: zuora.Job, *, decoded: bool = False) -> str:
     """`.csv`, `.csv.gz`, `.zip` or with `.pgp`, as Zuora makes the file; `decoded`: as CSV."""
-    pgp = ".pgp" if job.encrypted.lower() == "pgp" else ""
+    pgp = ".pgp" if job.is_pgp else ""
     if decoded:
         return ".csv" + pgp
     return {"GZIP": f".csv{pgp}.gz", "ZIP": ".zip"}.get(job.format.upper(), f".csv{pgp}")
@@ -194,7 +194,7 @@ def job_members(
     """The files of a whole-job zip: each batch as one CSV with its count checked, or, for an
     encrypted job, every part as Zuora made it."""
     for batch in batches:
-        if job.encrypted.lower() != "pgp":
+        if not job.is_pgp:
             joined = results.joined(open_parts(job, batch, open_result))
             yield file_name(job, batch, suffix=".csv"), _checked(download, job, batch, joined)
             continue

@@ -210,7 +210,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
         "poll_seconds": job_facts.poll_seconds(failures, state.error),
         "failures": failures,
         "curl": job_facts.curl_command(tenant, state.job.id),
-        "pgp": state.job.encrypted.lower() == "pgp",
+        "pgp": state.job.is_pgp,
         "file_extension": downloads.extension(state.job),
         "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
         "counts": state.snapshot.record_counts,
@@ -372,7 +372,7 @@ def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: st
             whole_batch=whole_batch,
         )
     chunks = downloads.closing(result)
-    if job.encrypted.lower() == "pgp" or not settings.AQUADASH_COUNT_RECORDS:
+    if job.is_pgp or not settings.AQUADASH_COUNT_RECORDS:
         # PGP: encrypted to the tenant's key, so there is nothing aquadash can count.
         response = StreamingHttpResponse(downloads.recorded(download, chunks))
     else:
@@ -399,7 +399,7 @@ def batch_download(
     job, batch = _job_and_batch(tenant, job_id, batch_id)
     if not batch.file_ids:
         raise Http404("This batch has no result files (yet).")
-    if job.encrypted.lower() == "pgp":
+    if job.is_pgp:
         return _error_page(
             request,
             tenant,
@@ -467,7 +467,7 @@ def file_preview(
     job, part = _job_and_part(tenant, job_id, file_id)
     context = {"tenant": tenant, "job": job, "batch": part.batch, "part": part, "file_id": file_id}
     status = 200
-    if job.encrypted.lower() != "pgp":
+    if not job.is_pgp:
         download = Download.start(
             request.user,
             tenant,
@@ -592,7 +592,7 @@ def _variant(request: HttpRequest, job: zuora.Job) -> str:
     variant = request.GET.get("as", "")
     if variant not in ("", "csv", "excel", "xlsx"):
         raise Http404("No such download format.")
-    if variant and job.encrypted.lower() == "pgp":
+    if variant and job.is_pgp:
         raise Http404("Encrypted results can only be downloaded as Zuora made them.")
     return variant
 

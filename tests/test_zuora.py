@@ -167,6 +167,13 @@ def test_it_tolerates_documented_batch_variants(variant, expected):
         assert getattr(parsed, name) == value
 
 
+@pytest.mark.parametrize(("encrypted", "is_pgp"), [("pgp", True), ("PGP", True), ("none", False)])
+def test_a_job_encrypted_with_pgp_is_known_in_any_case(encrypted, is_pgp):
+    job = zuora.parse_job({"id": "a" * 32, "status": "completed", "encrypted": encrypted})
+
+    assert job.is_pgp is is_pgp
+
+
 def test_a_failed_job_with_an_error_code_is_a_job_to_show():
     job = zuora.parse_job(
         {"id": "a" * 32, "status": "error", "errorCode": "90005", "message": "syntax error"}

@@ -112,6 +112,12 @@ class Job:
         return bool(self.partner and self.project) and self.version not in ("1", "1.0")
 
     @property
+    def is_pgp(self) -> bool:
+        """The results are encrypted to the tenant's PGP key: aquadash can pass them on as
+        Zuora made them, but not read, count, join or convert them."""
+        return self.encrypted.lower() == "pgp"
+
+    @property
     def has_files(self) -> bool:
         """Some batch has result files to download."""
         return any(batch.file_ids for batch in self.batches)
