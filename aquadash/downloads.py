@@ -1,28 +1,33 @@
 """A job's result data for the browser: which files it lists, what they are called, and streams
 from Zuora that are counted and recorded while they pass through.
 
-A download view checks the tenant, finds the file or batch in the job aquadash stored (so no ID
-the job does not list ever reaches Zuora), opens the first file before answering (so a purged
-file is a page, not a broken download) and hands `recorded` the rest.
+A download view checks the tenant and finds the file or batch in the job aquadash stored (so no
+ID the job does not list ever reaches Zuora), then asks `one_file`, `whole_batch` or `whole_job`
+for its response. Each opens the first file before answering (so a purged file is a page, not a
+broken download) and hands `recorded` the rest; what fails before answering is noted on the
+download and raised, for the view to show its error page.
 """
 
 import functools
 import logging
 import re
 import secrets
+import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import content_disposition_header
 
 from aquadash import breaker, results, zuora
 from aquadash.models import Download, JobSnapshot, Tenant
@@ -128,12 +133,10 @@ def open_file(tenant: Tenant, file_id: str) -> zuora.ResultFile:
         )
 
 
-def opener(
-    tenant: Tenant, first_id: str, first: zuora.ResultFile
-) -> Callable[[str], zuora.ResultFile]:
-    """Opens the tenant's result files; the first one the view already opened, before it
-    answered, so that a purged file is an error page rather than a broken download."""
-    opened = {first_id: first}
+def opener(tenant: Tenant, first_id: str) -> Callable[[str], zuora.ResultFile]:
+    """Opens the tenant's result files; the first one at once, before the response answers, so
+    that a purged file is an error page rather than a broken download."""
+    opened = {first_id: open_file(tenant, first_id)}
 
     def open_result(file_id: str) -> zuora.ResultFile:
         return opened.pop(file_id, None) or open_file(tenant, file_id)
@@ -295,6 +298,195 @@ def check_count(
 
 def segment_list(batch: zuora.Batch) -> str:
     return "".join(f"{segment}\n" for segment in batch.segments)
+
+
+def one_file(
+    request: HttpRequest, tenant: Tenant, job: zuora.Job, part: Part, file_id: str
+) -> HttpResponseBase:
+    """One result file, streamed from Zuora as it comes: as Zuora made it, or ready for Excel."""
+    variant = _variant(request, job)
+    download = Download.start(
+        request.user,
+        tenant,
+        job.id,
+        kind=Download.Kind.FILE,
+        batch_id=part.batch.batch_id,
+        file_id=file_id,
+        variant=variant,
+    )
+    with _before_answering(download):
+        result = open_file(tenant, file_id)
+        name = file_name(job, part.batch, part=part.number, of=part.of)
+        whole_batch = part.batch if part.number == 0 else None  # a segment is part of a count
+        if variant:
+            csv_chunks = decoded(result, job.format)
+            return _csv_download(
+                job, download, csv_chunks, name=name, variant=variant, whole_batch=whole_batch
+            )
+    chunks = closing(result)
+    if job.is_pgp or not settings.AQUADASH_COUNT_RECORDS:
+        # PGP: encrypted to the tenant's key, so there is nothing aquadash can count.
+        response = StreamingHttpResponse(recorded(download, chunks))
+    else:
+        counter = results.RecordCounter()
+        response = StreamingHttpResponse(
+            recorded(
+                download,
+                counting(chunks, job.format, counter),
+                on_complete=lambda: _counted(download, job, whole_batch, counter.records),
+            )
+        )
+    if result.length is not None:
+        response["Content-Length"] = str(result.length)
+    return _as_download(response, name + extension(job))
+
+
+def whole_batch(
+    request: HttpRequest, tenant: Tenant, job: zuora.Job, batch: zuora.Batch
+) -> HttpResponseBase:
+    """All of a batch's segments, in order, as one CSV with one header row."""
+    if not batch.file_ids:
+        raise Http404("This batch has no result files (yet).")
+    if job.is_pgp:
+        raise NotDownloadable(
+            "This job's results are encrypted with the tenant's PGP key, so aquadash cannot "
+            "join or convert them. Download the parts one by one and decrypt each."
+        )
+    variant = _variant(request, job)
+    download = Download.start(
+        request.user,
+        tenant,
+        job.id,
+        kind=Download.Kind.BATCH,
+        batch_id=batch.batch_id,
+        variant=variant,
+    )
+    with _before_answering(download):
+        csv_chunks = joined(job, batch, opener(tenant, batch.file_ids[0]))
+        return _csv_download(
+            job,
+            download,
+            csv_chunks,
+            name=file_name(job, batch),
+            variant=variant or "csv",
+            whole_batch=batch,
+        )
+
+
+def whole_job(request: HttpRequest, tenant: Tenant, job: zuora.Job) -> HttpResponseBase:
+    """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
+    batches = [batch for batch in job.batches if batch.file_ids]
+    if not batches:
+        raise Http404("This job has no result files (yet).")
+    download = Download.start(request.user, tenant, job.id, kind=Download.Kind.JOB)
+    with _before_answering(download):
+        open_result = opener(tenant, batches[0].file_ids[0])
+    members = job_members(job, batches, download, open_result)
+    response = StreamingHttpResponse(recorded(download, results.zipped(members)))
+    return _as_download(response, file_name(job, suffix=".zip"))
+
+
+@contextmanager
+def _before_answering(download: Download) -> Iterator[None]:
+    """What fails before the response answers (the first file, a join's header, a workbook) is
+    an error page rather than a broken download: noted on the download, raised for the view.
+
+    A workbook is the one result read whole before answering, so a result aquadash cannot read
+    here is a workbook it could not make.
+    """
+    try:
+        yield
+    except zuora.ZuoraError as exc:
+        download.finish(Download.Outcome.FAILED, detail=str(exc))
+        raise
+    except results.ResultUnreadable as exc:
+        download.finish(Download.Outcome.FAILED, detail=str(exc))
+        raise NotDownloadable(
+            f"aquadash could not make a workbook of this result: {exc}."
+        ) from None
+
+
+def _variant(request: HttpRequest, job: zuora.Job) -> str:
+    """`?as=`: nothing for the file as Zuora made it, `excel` for CSV with a byte-order mark,
+    `xlsx` for a workbook. Encrypted results can only be had as they are."""
+    variant = request.GET.get("as", "")
+    if variant not in ("", "csv", "excel", "xlsx"):
+        raise Http404("No such download format.")
+    if variant and job.is_pgp:
+        raise Http404("Encrypted results can only be downloaded as Zuora made them.")
+    return variant
+
+
+def _csv_download(
+    job: zuora.Job,
+    download: Download,
+    csv_chunks: Iterator[bytes],
+    *,
+    name: str,
+    variant: str,
+    whole_batch: zuora.Batch | None,
+) -> HttpResponseBase:
+    """A result as CSV (`csv`), CSV for Excel (`excel`) or a workbook (`xlsx`), counted."""
+    if variant == "xlsx":
+        return _xlsx_download(job, download, csv_chunks, name=name, whole_batch=whole_batch)
+    counter = results.RecordCounter()
+
+    def complete() -> tuple[str, str, int | None]:
+        return _counted(download, job, whole_batch, counter.records)
+
+    chunks = counting(csv_chunks, "CSV", counter)
+    if variant == "excel":
+        chunks, name = results.for_excel(chunks), name + "-excel"
+    chunks = recorded(download, chunks, on_complete=complete)
+    return _as_download(StreamingHttpResponse(chunks), name + ".csv")
+
+
+def _xlsx_download(
+    job: zuora.Job,
+    download: Download,
+    csv_chunks: Iterator[bytes],
+    *,
+    name: str,
+    whole_batch: zuora.Batch | None,
+) -> HttpResponseBase:
+    """A workbook is a zip whose parts are written at its end, so it is made in a temporary
+    file first (XlsxWriter's constant-memory mode) and then streamed with its length."""
+    workbook: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115  # closed by the stream
+    try:
+        sheet = whole_batch.name if whole_batch else "Results"
+        records = results.write_xlsx(results.csv_rows(csv_chunks), workbook, sheet=sheet)
+    except (zuora.ZuoraError, results.ResultUnreadable):
+        workbook.close()
+        raise
+    outcome = _counted(download, job, whole_batch, records)
+    size = workbook.tell()
+    workbook.seek(0)
+    chunks = recorded(download, file_chunks(workbook), on_complete=lambda: outcome)
+    response = StreamingHttpResponse(chunks)
+    response["Content-Length"] = str(size)
+    return _as_download(response, name + ".xlsx")
+
+
+def _counted(
+    download: Download, job: zuora.Job, batch: zuora.Batch | None, records: int
+) -> tuple[str, str, int | None]:
+    """A download's outcome once its records are counted: checked against Zuora's count when
+    it held a whole batch."""
+    if batch is None:
+        return Download.Outcome.COMPLETE, "", records
+    return check_count(download, job, batch, records)
+
+
+def _as_download(response: HttpResponseBase, filename: str) -> HttpResponseBase:
+    response["Content-Type"] = content_type(filename)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return as_attachment(response, filename)
+
+
+def as_attachment(response: HttpResponseBase, filename: str) -> HttpResponseBase:
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
 
 
 # --- Heavy downloads: how many at once ------------------------------------------------------

@@ -1,9 +1,6 @@
 import json
 import re
-import tempfile
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import IO
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -17,9 +14,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseBase,
     JsonResponse,
-    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -27,7 +22,6 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
@@ -303,7 +297,7 @@ def job_raw(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     response["Zuora-Track-Id"] = snapshot.track_id
     response["Zuora-Request-Id"] = snapshot.request_id
     if "download" in request.GET:
-        _as_attachment(response, f"aqua-job-{snapshot.job_id}.json")
+        downloads.as_attachment(response, f"aqua-job-{snapshot.job_id}.json")
     add_never_cache_headers(response)
     return response
 
@@ -333,7 +327,9 @@ def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: s
     """Every segment ID of a batch, one per line, for other tools."""
     job, batch = _job_and_batch(tenant, job_id, batch_id)
     response = HttpResponse(downloads.segment_list(batch), content_type="text/plain; charset=utf-8")
-    return _as_attachment(response, downloads.file_name(job, batch, suffix="-segments.txt"))
+    return downloads.as_attachment(
+        response, downloads.file_name(job, batch, suffix="-segments.txt")
+    )
 
 
 @require_GET
@@ -342,51 +338,10 @@ def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: s
 def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
     """One result file, streamed from Zuora as it comes: as Zuora made it, or ready for Excel."""
     job, part = _job_and_part(tenant, job_id, file_id)
-    variant = _variant(request, job)
-    download = Download.start(
-        request.user,
-        tenant,
-        job.id,
-        kind=Download.Kind.FILE,
-        batch_id=part.batch.batch_id,
-        file_id=file_id,
-        variant=variant,
-    )
     try:
-        result = downloads.open_file(tenant, file_id)
+        return downloads.one_file(request, tenant, job, part, file_id)
     except zuora.ZuoraError as exc:
-        download.finish(Download.Outcome.FAILED, detail=exc.message)
         return _error_page(request, tenant, exc, job_id=job.id)
-    name = downloads.file_name(job, part.batch, part=part.number, of=part.of)
-    whole_batch = part.batch if part.number == 0 else None  # a segment is part of a count
-    if variant:
-        csv_chunks = downloads.decoded(result, job.format)
-        return _csv_download(
-            request,
-            tenant,
-            job,
-            download,
-            csv_chunks,
-            name=name,
-            variant=variant,
-            whole_batch=whole_batch,
-        )
-    chunks = downloads.closing(result)
-    if job.is_pgp or not settings.AQUADASH_COUNT_RECORDS:
-        # PGP: encrypted to the tenant's key, so there is nothing aquadash can count.
-        response = StreamingHttpResponse(downloads.recorded(download, chunks))
-    else:
-        counter = results.RecordCounter()
-        response = StreamingHttpResponse(
-            downloads.recorded(
-                download,
-                downloads.counting(chunks, job.format, counter),
-                on_complete=lambda: _counted(download, job, whole_batch, counter.records),
-            )
-        )
-    if result.length is not None:
-        response["Content-Length"] = str(result.length)
-    return _as_download(response, name + downloads.extension(job))
 
 
 @require_GET
@@ -397,44 +352,10 @@ def batch_download(
 ) -> HttpResponse:
     """All of a batch's segments, in order, as one CSV with one header row."""
     job, batch = _job_and_batch(tenant, job_id, batch_id)
-    if not batch.file_ids:
-        raise Http404("This batch has no result files (yet).")
-    if job.is_pgp:
-        return _error_page(
-            request,
-            tenant,
-            downloads.NotDownloadable(
-                "This job's results are encrypted with the tenant's PGP key, so aquadash cannot "
-                "join or convert them. Download the parts one by one and decrypt each."
-            ),
-            job_id=job.id,
-        )
-    variant = _variant(request, job)
-    download = Download.start(
-        request.user,
-        tenant,
-        job.id,
-        kind=Download.Kind.BATCH,
-        batch_id=batch.batch_id,
-        variant=variant,
-    )
-    try:  # the first part before answering: a purged file is a page, not a broken download
-        first = downloads.open_file(tenant, batch.file_ids[0])
-        open_result = downloads.opener(tenant, batch.file_ids[0], first)
-        csv_chunks = downloads.joined(job, batch, open_result)
+    try:
+        return downloads.whole_batch(request, tenant, job, batch)
     except zuora.ZuoraError as exc:
-        download.finish(Download.Outcome.FAILED, detail=exc.message)
         return _error_page(request, tenant, exc, job_id=job.id)
-    return _csv_download(
-        request,
-        tenant,
-        job,
-        download,
-        csv_chunks,
-        name=downloads.file_name(job, batch),
-        variant=variant or "csv",
-        whole_batch=batch,
-    )
 
 
 @require_GET
@@ -443,19 +364,10 @@ def batch_download(
 def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
     job = _snapshot_or_404(tenant, job_id).job()
-    batches = [batch for batch in job.batches if batch.file_ids]
-    if not batches:
-        raise Http404("This job has no result files (yet).")
-    download = Download.start(request.user, tenant, job.id, kind=Download.Kind.JOB)
     try:
-        first = downloads.open_file(tenant, batches[0].file_ids[0])
+        return downloads.whole_job(request, tenant, job)
     except zuora.ZuoraError as exc:
-        download.finish(Download.Outcome.FAILED, detail=exc.message)
         return _error_page(request, tenant, exc, job_id=job.id)
-    open_result = downloads.opener(tenant, batches[0].file_ids[0], first)
-    members = downloads.job_members(job, batches, download, open_result)
-    response = StreamingHttpResponse(downloads.recorded(download, results.zipped(members)))
-    return _as_download(response, downloads.file_name(job, suffix=".zip"))
 
 
 @require_GET
@@ -584,105 +496,6 @@ def _job_and_part(tenant: Tenant, job_id: str, file_id: str) -> tuple[zuora.Job,
     if part is None:
         raise Http404("This job lists no such result file.")
     return job, part
-
-
-def _variant(request: HttpRequest, job: zuora.Job) -> str:
-    """`?as=`: nothing for the file as Zuora made it, `excel` for CSV with a byte-order mark,
-    `xlsx` for a workbook. Encrypted results can only be had as they are."""
-    variant = request.GET.get("as", "")
-    if variant not in ("", "csv", "excel", "xlsx"):
-        raise Http404("No such download format.")
-    if variant and job.is_pgp:
-        raise Http404("Encrypted results can only be downloaded as Zuora made them.")
-    return variant
-
-
-def _csv_download(
-    request: HttpRequest,
-    tenant: Tenant,
-    job: zuora.Job,
-    download: Download,
-    csv_chunks: Iterator[bytes],
-    *,
-    name: str,
-    variant: str,
-    whole_batch: zuora.Batch | None,
-) -> HttpResponseBase:
-    """A result as CSV (`csv`), CSV for Excel (`excel`) or a workbook (`xlsx`), counted."""
-    if variant == "xlsx":
-        return _xlsx_download(
-            request, tenant, job, download, csv_chunks, name=name, whole_batch=whole_batch
-        )
-    counter = results.RecordCounter()
-
-    def complete() -> tuple[str, str, int | None]:
-        return _counted(download, job, whole_batch, counter.records)
-
-    chunks = downloads.counting(csv_chunks, "CSV", counter)
-    if variant == "excel":
-        chunks, name = results.for_excel(chunks), name + "-excel"
-    chunks = downloads.recorded(download, chunks, on_complete=complete)
-    return _as_download(StreamingHttpResponse(chunks), name + ".csv")
-
-
-def _xlsx_download(
-    request: HttpRequest,
-    tenant: Tenant,
-    job: zuora.Job,
-    download: Download,
-    csv_chunks: Iterator[bytes],
-    *,
-    name: str,
-    whole_batch: zuora.Batch | None,
-) -> HttpResponseBase:
-    """A workbook is a zip whose parts are written at its end, so it is made in a temporary
-    file first (XlsxWriter's constant-memory mode) and then streamed with its length."""
-    workbook: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115  # closed by the stream
-    try:
-        sheet = whole_batch.name if whole_batch else "Results"
-        records = results.write_xlsx(results.csv_rows(csv_chunks), workbook, sheet=sheet)
-    except (zuora.ZuoraError, results.ResultUnreadable) as exc:
-        workbook.close()
-        download.finish(Download.Outcome.FAILED, detail=str(exc))
-        error = (
-            exc
-            if isinstance(exc, zuora.ZuoraError)
-            else downloads.NotDownloadable(
-                f"aquadash could not make a workbook of this result: {exc}."
-            )
-        )
-        return _error_page(request, tenant, error, job_id=job.id)
-    outcome = _counted(download, job, whole_batch, records)
-    size = workbook.tell()
-    workbook.seek(0)
-    chunks = downloads.recorded(
-        download, downloads.file_chunks(workbook), on_complete=lambda: outcome
-    )
-    response = StreamingHttpResponse(chunks)
-    response["Content-Length"] = str(size)
-    return _as_download(response, name + ".xlsx")
-
-
-def _counted(
-    download: Download, job: zuora.Job, batch: zuora.Batch | None, records: int
-) -> tuple[str, str, int | None]:
-    """A download's outcome once its records are counted: checked against Zuora's count when
-    it held a whole batch."""
-    if batch is None:
-        return Download.Outcome.COMPLETE, "", records
-    return downloads.check_count(download, job, batch, records)
-
-
-def _as_download(response: HttpResponseBase, filename: str) -> HttpResponseBase:
-    response["Content-Type"] = downloads.content_type(filename)
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return _as_attachment(response, filename)
-
-
-def _as_attachment(response: HttpResponseBase, filename: str) -> HttpResponseBase:
-    response["Content-Disposition"] = content_disposition_header(True, filename)
-    return response
 
 
 def _search(query: str) -> Q:
