@@ -2,10 +2,12 @@
 no cell that Excel would run as a formula in the CSV made for it."""
 
 import io
+from datetime import datetime
 
 import openpyxl
 import pytest
 
+from aquadash import simulator as sim
 from tests.test_downloads import body, file_url, from_zuora, looked_up, records
 
 FORMULAS = b'Id,Name,Amount\n1,"=HYPERLINK(""http://evil.test"",""Pay"")",-12.50\n2,=cmd|x,+3\n'
@@ -44,3 +46,18 @@ def test_the_plain_csv_stays_byte_for_byte(finance_client, simulator_tenant, sim
     data = body(finance_client.get(file_url(simulator_tenant, job_id, file_id, "?as=csv")))
 
     assert data == FORMULAS == from_zuora(simulator, file_id).content
+
+
+def test_xlsx_of_a_dateTimeUtc_job_shows_its_times_as_utc(
+    finance_client, simulator_tenant, simulator
+):
+    job_id = sim.UTC_TIMES_JOB_ID
+    file_id = looked_up(finance_client, simulator_tenant, job_id)["batches"][0]["fileId"]
+
+    response = finance_client.get(file_url(simulator_tenant, job_id, file_id, "?as=xlsx"))
+
+    sheet = openpyxl.load_workbook(io.BytesIO(body(response))).active
+    updated = [cell for cell in sheet[1] if cell.value.endswith("UpdatedDate")][0]
+    cell = sheet.cell(row=2, column=updated.column)
+    assert isinstance(cell.value, datetime)
+    assert cell.number_format.endswith('"UTC"')
