@@ -270,6 +270,14 @@ def test_xlsx_columns_are_sized_to_their_content_and_capped():
     assert width(sheet, "C") <= results.WIDEST + 1
 
 
+def test_xlsx_header_and_its_filter_button_fit_their_column():
+    header = "Account: Customer Service Rep Name"
+
+    sheet = workbook([[header], ["Ann"]])
+
+    assert width(sheet, "A") >= len(header) + results.FILTER_BUTTON
+
+
 def test_xlsx_columns_are_sized_from_the_first_rows_only(monkeypatch):
     monkeypatch.setattr(results, "SIZING_ROWS", 2)
     rows = [["Name"], ["short"], ["short"], ["much longer than the first rows"]]
@@ -298,8 +306,9 @@ def test_xlsx_dates_and_times_show_whole_in_their_columns():
     assert width(sheet, "B") >= len("2024-11-29 18:37:30") + 1
 
 
-def test_xlsx_shows_zuoras_utc_times_as_utc_wall_times_marked_utc():
-    sheet = workbook([["UpdatedDate"], ["2015-01-01T00:00:00+0000"]])
+@pytest.mark.parametrize("text", ["2015-01-01T00:00:00+0000", "2015-01-01T00:00:00Z"])
+def test_xlsx_shows_zuoras_utc_times_as_utc_wall_times_marked_utc(text):
+    sheet = workbook([["UpdatedDate"], [text]])
 
     assert sheet["A2"].value == datetime(2015, 1, 1)
     assert sheet["A2"].number_format == 'yyyy-mm-dd hh:mm:ss "UTC"'
