@@ -292,14 +292,18 @@ class JobSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(Download)
 class DownloadAdmin(CsvExportAdmin):
-    list_display = ["started_at", "username", "tenant", "job_id", "kind", "variant", "file_id",
-                    "bytes_sent", "records_counted", "outcome"]  # fmt: skip
+    list_display = ["started_at", "username", "tenant", "job_id", "kind", "variant_label",
+                    "file_id", "bytes_sent", "records_counted", "outcome"]  # fmt: skip
     csv_columns = ["started_at", "finished_at", "username", "tenant__slug", "job_id",
                    "batch_id", "file_id", "kind", "variant", "bytes_sent", "records_counted",
                    "outcome", "detail"]  # fmt: skip
     list_filter = ["tenant", "kind", "outcome", "started_at"]
     search_fields = ["job_id", "file_id", "batch_id", "username"]
     date_hierarchy = "started_at"
+
+    @admin.display(description="variant", ordering="variant")
+    def variant_label(self, download: Download) -> str:
+        return download.variant_label
 
 
 @admin.register(AuditEvent)

@@ -445,6 +445,8 @@ class Download(models.Model):
     variant = models.CharField(
         max_length=10, blank=True, help_text="Blank for the file as Zuora made it."
     )
+    # The variants in the words of the download links, for the trails people read.
+    VARIANTS = {"csv": "CSV", "excel": "CSV for Excel", "xlsx": "xlsx"}
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     bytes_sent = models.BigIntegerField(default=0)
@@ -457,6 +459,10 @@ class Download(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}: {self.get_kind_display()} of job {self.job_id}"
+
+    @property
+    def variant_label(self) -> str:
+        return self.VARIANTS.get(self.variant, self.variant)
 
     @classmethod
     def start(
@@ -488,14 +494,14 @@ class Download(models.Model):
         self.save(
             update_fields=["outcome", "detail", "records_counted", "finished_at", "bytes_sent"]
         )
+        what = self.get_kind_display() + (f" ({self.variant_label})" if self.variant else "")
         AuditEvent.record(
             AuditEvent.Kind.DOWNLOAD,
             user=self.user,
             username=self.username,
             tenant=self.tenant,
             target=f"job {self.job_id}" + (f" file {self.file_id}" if self.file_id else ""),
-            detail=f"{self.get_kind_display()}{f' ({self.variant})' if self.variant else ''}: "
-            f"{self.get_outcome_display()}, {self.bytes_sent:,} bytes sent",
+            detail=f"{what}: {self.get_outcome_display()}, {self.bytes_sent:,} bytes sent",
         )
 
 

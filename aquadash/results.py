@@ -21,6 +21,7 @@ import xlsxwriter
 
 PIECE = 64 * 1024  # the most a decompressor hands on at once, so a zip bomb costs no memory
 EXCEL_MAX_ROWS = 1_048_576  # rows in one Excel worksheet, the header included
+EXCEL_MAX_COLUMNS = 16_384
 UTF8_BOM = b"\xef\xbb\xbf"
 # What aquadash reads of one row, to show it, convert it or check its header: a row is held
 # whole while it is read, so a file of one endless row would otherwise cost endless memory.
@@ -402,10 +403,16 @@ NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 TIMESTAMP = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[ T]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?"
-    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+    r"(?P<zone>Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
 ID_HEADER = re.compile(r"(?:\b|(?<=[a-z]))(?:Id|ID)$")
 EXCEL_DIGITS = 15  # Excel keeps 15 significant digits of a number; more become zeros
+# Columns are sized from the header and the first rows, which are all a constant-memory
+# workbook can see before it must write them: at most this many rows or characters of them.
+SIZING_ROWS = 200
+SIZING_CHARACTERS = 1024 * 1024
+NARROWEST, WIDEST = 10, 60  # column widths, in characters; 10 fits numbers a bit wider than seen
+FILTER_BUTTON = 3  # characters the header's autofilter button covers
 
 
 class TooManyRows(ResultUnreadable):
@@ -425,7 +432,7 @@ def excel_value(text: str, *, is_id: bool = False) -> str | int | float | date |
         return float(text) if "." in text else int(text)
     try:
         if match := TIMESTAMP.fullmatch(text):
-            moment = datetime(*map(int, match.groups()))  # wall time, as the CSV shows it
+            moment = datetime(*map(int, match.groups()[:6]))  # wall time, as the CSV shows it
             return moment if moment.year >= 1900 else text
         if match := DATE.fullmatch(text):
             day = date(*map(int, match.groups()))
@@ -433,6 +440,58 @@ def excel_value(text: str, *, is_id: bool = False) -> str | int | float | date |
     except ValueError:  # 2024-02-30 and the like
         return text
     return text
+
+
+def number_format(text: str, value: object) -> str | None:
+    """How Excel should show a cell's value so that it reads as the CSV did: a number with the
+    decimals it had (1000.00, not 1000), a date as yyyy-mm-dd, a timestamp as its wall time with
+    the zone Zuora wrote after it ("UTC" for +0000 or Z, else the offset). None for text."""
+    if isinstance(value, int):
+        return "0"  # not General, which shows 12 digits or more as 1.23457E+11
+    if isinstance(value, float):
+        return "0." + "0" * len(text.partition(".")[2])
+    if isinstance(value, datetime):
+        match = TIMESTAMP.fullmatch(text)
+        zone = match["zone"] if match else None
+        if zone is None:
+            return "yyyy-mm-dd hh:mm:ss"
+        if zone in ("Z", "+0000", "+00:00", "-0000", "-00:00"):
+            return 'yyyy-mm-dd hh:mm:ss "UTC"'
+        return f'yyyy-mm-dd hh:mm:ss "{zone[:3]}:{zone[-2:]}"'
+    if isinstance(value, date):
+        return "yyyy-mm-dd"
+    return None  # text
+
+
+Cell = tuple[str, str | int | float | date | datetime | None, str | None]
+
+
+def _cells(rows: Iterable[list[str]], ids: list[bool]) -> Iterator[list[Cell]]:
+    """Each row's cells as (text, value, number format)."""
+    for row in rows:
+        cells = []
+        for column, text in enumerate(row):
+            value = excel_value(text, is_id=column < len(ids) and ids[column])
+            cells.append((text, value, number_format(text, value)))
+        yield cells
+
+
+def _first_rows(rows: Iterator[list[str]]) -> list[list[str]]:
+    """The rows that size the columns: SIZING_ROWS, or fewer when they are long."""
+    taken, characters = [], 0
+    for row in rows:
+        taken.append(row)
+        characters += sum(map(len, row))
+        if len(taken) == SIZING_ROWS or characters >= SIZING_CHARACTERS:
+            break
+    return taken
+
+
+def _shown_width(text: str, value: object, num_format: str | None) -> int:
+    """About how many characters wide Excel shows a cell: its text, or a date's format."""
+    if isinstance(value, date) and num_format:
+        return len(num_format.replace('"', ""))
+    return len(text)
 
 
 def sheet_name(name: str) -> str:
@@ -455,7 +514,10 @@ def sheet_name(name: str) -> str:
 
 def write_xlsx(rows: Iterable[list[str]], output: BinaryIO, *, sheet: str = "Results") -> int:
     """Write CSV rows (the first is the header) to an .xlsx file in XlsxWriter's constant-memory
-    mode; returns the number of data rows. Raises TooManyRows past Excel's limit."""
+    mode; returns the number of data rows. Raises TooManyRows past Excel's limit.
+
+    The header is bold, frozen and filtered; columns are sized from the first rows, which are
+    held until the widths are set, because constant-memory mode writes each row as it comes."""
     workbook = xlsxwriter.Workbook(
         output,
         {
@@ -466,36 +528,46 @@ def write_xlsx(rows: Iterable[list[str]], output: BinaryIO, *, sheet: str = "Res
         },
     )
     worksheet = workbook.add_worksheet(sheet_name(sheet))
-    bold = workbook.add_format({"bold": True})
-    formats = {
-        date: workbook.add_format({"num_format": "yyyy-mm-dd"}),
-        datetime: workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"}),
-    }
-    ids: list[bool] = []
-    count = -1
-    for count, row in enumerate(rows):
+    formats: dict[str, xlsxwriter.format.Format] = {}
+    rows = iter(rows)
+    header = next(rows, None)
+    if header is None:
+        workbook.close()
+        return 0
+    header = header[:EXCEL_MAX_COLUMNS]
+    ids = [bool(ID_HEADER.search(name.strip())) for name in header]
+    first_rows = list(_cells(_first_rows(rows), ids))
+    widths = [len(name) + FILTER_BUTTON for name in header]
+    for row in first_rows:
+        for column, (text, value, num_format) in enumerate(row[: len(widths)]):
+            widths[column] = max(widths[column], _shown_width(text, value, num_format))
+    for column, width in enumerate(widths):
+        worksheet.set_column(column, column, min(WIDEST, max(NARROWEST, width + 1)))
+    worksheet.freeze_panes(1, 0)
+    worksheet.write_row(0, 0, header, workbook.add_format({"bold": True}))
+    count = 0
+    for count, row in enumerate(itertools.chain(first_rows, _cells(rows, ids)), start=1):
         if count >= EXCEL_MAX_ROWS:
             workbook.close()
             raise TooManyRows(
                 f"the result has more than {EXCEL_MAX_ROWS - 1:,} records, more than one Excel "
                 "worksheet holds"
             )
-        if count == 0:
-            ids = [bool(ID_HEADER.search(name.strip())) for name in row]
-            worksheet.write_row(0, 0, row, bold)
-            continue
-        for column, text in enumerate(row):
-            value = excel_value(text, is_id=column < len(ids) and ids[column])
+        for column, (_, value, num_format) in enumerate(row):
             if value is None:
                 continue
             if isinstance(value, str):
                 worksheet.write_string(count, column, value)
-            elif isinstance(value, date):
-                worksheet.write_datetime(count, column, value, formats[type(value)])
+                continue
+            if num_format not in formats:
+                formats[num_format] = workbook.add_format({"num_format": num_format})
+            if isinstance(value, date):
+                worksheet.write_datetime(count, column, value, formats[num_format])
             else:
-                worksheet.write_number(count, column, value)
+                worksheet.write_number(count, column, value, formats[num_format])
+    worksheet.autofilter(0, 0, count, max(0, len(header) - 1))
     workbook.close()
-    return max(0, count)
+    return count
 
 
 # --- Zip of several files -------------------------------------------------------------------

@@ -243,6 +243,92 @@ def test_csv_for_excel_has_a_byte_order_mark_and_keeps_quoted_line_breaks():
     assert excel_csv(data) == b"\xef\xbb\xbf" + data
 
 
+def workbook(rows: list[list[str]]) -> openpyxl.worksheet.worksheet.Worksheet:
+    output = io.BytesIO()
+    results.write_xlsx(iter(rows), output)
+    return openpyxl.load_workbook(output).active
+
+
+def width(sheet: openpyxl.worksheet.worksheet.Worksheet, column: str) -> float:
+    return sheet.column_dimensions[column].width
+
+
+def test_xlsx_header_is_bold_frozen_and_filtered():
+    sheet = workbook([["Id", "Name", "Balance"], ["1", "a", "2.50"], ["2", "b", "3.75"]])
+
+    assert all(cell.font.b for cell in sheet[1])
+    assert not any(cell.font.b for cell in sheet[2])
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:C3"
+
+
+def test_xlsx_columns_are_sized_to_their_content_and_capped():
+    sheet = workbook([["Id", "Name", "Notes"], ["1", "Acme Corporation International", "x" * 500]])
+
+    assert width(sheet, "A") < width(sheet, "B")
+    assert width(sheet, "B") >= len("Acme Corporation International")
+    assert width(sheet, "C") <= results.WIDEST + 1
+
+
+def test_xlsx_header_and_its_filter_button_fit_their_column():
+    header = "Account: Customer Service Rep Name"
+
+    sheet = workbook([[header], ["Ann"]])
+
+    assert width(sheet, "A") >= len(header) + results.FILTER_BUTTON
+
+
+def test_xlsx_columns_are_sized_from_the_first_rows_only(monkeypatch):
+    monkeypatch.setattr(results, "SIZING_ROWS", 2)
+    rows = [["Name"], ["short"], ["short"], ["much longer than the first rows"]]
+
+    sheet = workbook(rows)
+
+    assert width(sheet, "A") < len(rows[3][0])
+    assert sheet["A4"].value == rows[3][0]
+
+
+def test_xlsx_numbers_keep_the_decimals_the_source_had():
+    sheet = workbook([["Balance", "Rate", "Count"], ["1000.00", "0.125", "123456789012"]])
+
+    assert [cell.value for cell in sheet[2]] == [1000, 0.125, 123456789012]
+    assert [cell.number_format for cell in sheet[2]] == ["0.00", "0.000", "0"]
+
+
+def test_xlsx_dates_and_times_show_whole_in_their_columns():
+    sheet = workbook([["Day", "When"], ["2024-01-31", "2024-11-29 18:37:30"]])
+
+    assert sheet["A2"].value == datetime(2024, 1, 31)
+    assert sheet["A2"].number_format == "yyyy-mm-dd"
+    assert width(sheet, "A") >= len("2024-01-31") + 1
+    assert sheet["B2"].value == datetime(2024, 11, 29, 18, 37, 30)
+    assert sheet["B2"].number_format == "yyyy-mm-dd hh:mm:ss"
+    assert width(sheet, "B") >= len("2024-11-29 18:37:30") + 1
+
+
+@pytest.mark.parametrize("text", ["2015-01-01T00:00:00+0000", "2015-01-01T00:00:00Z"])
+def test_xlsx_shows_zuoras_utc_times_as_utc_wall_times_marked_utc(text):
+    sheet = workbook([["UpdatedDate"], [text]])
+
+    assert sheet["A2"].value == datetime(2015, 1, 1)
+    assert sheet["A2"].number_format == 'yyyy-mm-dd hh:mm:ss "UTC"'
+    assert width(sheet, "A") >= len("2015-01-01 00:00:00 UTC") + 1
+
+
+def test_xlsx_shows_other_offsets_beside_the_wall_time_zuora_wrote():
+    sheet = workbook([["UpdatedDate"], ["2024-11-29T18:37:30-0800"]])
+
+    assert sheet["A2"].value == datetime(2024, 11, 29, 18, 37, 30)
+    assert sheet["A2"].number_format == 'yyyy-mm-dd hh:mm:ss "-08:00"'
+
+
+def test_xlsx_of_a_header_alone_is_filtered_and_frozen():
+    sheet = workbook([["Id", "Name"]])
+
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:B1"
+
+
 def records(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 

@@ -66,3 +66,22 @@ def test_a_preview_shows_the_header_and_first_records(page, looks):
     page.goto(preview_page)  # where the link leads without JavaScript
     expect(page.get_by_role("heading", name="Preview of Accounts")).to_be_visible()
     looks.check(page, "preview page")
+
+
+@pytest.mark.parametrize("link", ["Download .csv", "CSV for Excel", "xlsx"])
+def test_a_purged_files_link_shows_why_it_cannot_be_downloaded(
+    looks, simulator_tenant, make_user, link
+):
+    make_user("finance", groups=simulator_tenant.groups.all())
+    page = looks.new_page()
+    sign_in(page, "finance")
+    look_up(page, sim.PURGED_FILES_JOB_ID)
+    downloads = []
+    page.on("download", lambda download: downloads.append(download))
+
+    batch(page, "Accounts").get_by_role("link", name=link, exact=True).click()
+
+    expect(page.get_by_role("heading", name="Result file purged by Zuora")).to_be_visible()
+    assert downloads == []
+    if link == "Download .csv":
+        looks.check(page, "a purged file's page", status=404)
