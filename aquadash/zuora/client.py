@@ -457,7 +457,11 @@ def _raise_for_response(
 def _retry_after_seconds(response: requests.Response) -> int | None:
     """Zuora's Retry-After (or RateLimit-Reset) in seconds, between 0 and an hour; None when
     it is missing or makes no sense (negative, not a number, not a date)."""
-    for header in ("Retry-After", "RateLimit-Reset"):
+    # Zuora sends RateLimit-Reset on every answer: only on a 429 does it say when to return.
+    headers = (
+        ("Retry-After", "RateLimit-Reset") if response.status_code == 429 else ("Retry-After",)
+    )
+    for header in headers:
         value = response.headers.get(header, "").strip()
         if not value:
             continue
