@@ -18,6 +18,8 @@ from tests.conftest import start_django
         ("ZUORA_EXTRA_HOSTS", "127.0.0.1:99999"),
         ("ZUORA_READ_TIMEOUT", "soon"),
         ("AQUADASH_POLL_SECONDS", "5s"),
+        ("AQUADASH_POLL_MAX_SECONDS", "1m"),
+        ("AQUADASH_RATE_RESERVE", "20%"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_the_variable(variable, value):

@@ -215,6 +215,10 @@ class Simulator:
         with self._lock:
             self._budgets = {"api": api, "auth": sign_ins}
 
+    def budget(self) -> list[dict[str, int]]:
+        """Each window of the API limits: its seconds, its quota and the requests left."""
+        return self._budgets["api"].describe(self.clock())
+
     def reset(self) -> None:
         """Clear faults and recorded requests; jobs and tokens stay."""
         with self._lock:
@@ -502,9 +506,9 @@ class Simulator:
                 self.set_budget(**json.loads(body or b"{}"))
             except (ValueError, TypeError) as error:
                 return json_response(400, {"error": str(error)})
-            return json_response(200, self._budgets["api"].describe(self.clock()))
+            return json_response(200, self.budget())
         if method == "GET" and route == "/budget":
-            return json_response(200, self._budgets["api"].describe(self.clock()))
+            return json_response(200, self.budget())
         if method == "GET" and route == "/requests":
             return json_response(200, self._summary())
         if method == "GET" and route == "/catalogue":
