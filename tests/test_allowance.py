@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from requests.structures import CaseInsensitiveDict
 
-from aquadash import allowance, jobs, watching, zuora
+from aquadash import allowance, job_facts, jobs, watching, zuora
 from aquadash import simulator as sim
 from aquadash.models import Tenant, Watch
 from aquadash.shared_cache import shared_cache
@@ -242,14 +242,14 @@ def test_a_watch_of_an_old_job_is_next_checked_a_minute_later(simulator_tenant, 
     assert due >= timezone.now() + timedelta(seconds=55)
 
 
-def test_a_rate_limit_longer_than_the_pace_is_still_waited_for(client, simulator, simulator_tenant):
-    client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID))
-    answer_is_ten_seconds_old(simulator_tenant, sim.RUNNING_JOB_ID)
-    simulator.add_fault("rate_limited", job_id=sim.RUNNING_JOB_ID, seconds=120)
+def test_a_retry_after_longer_than_the_pace_is_still_waited_for(simulator_tenant):
+    slowed = zuora.RateLimited("Zuora is limiting requests.", retry_after=300)
 
-    html = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID), **HTMX).content.decode()
+    assert job_facts.poll_seconds(simulator_tenant, started(timedelta(hours=3)), 1, slowed) == 300
 
-    assert 'data-poll="120"' in html
+
+def test_the_back_off_after_failures_still_applies_to_a_young_job(simulator_tenant):
+    assert job_facts.poll_seconds(simulator_tenant, started(timedelta(seconds=20)), 3) == 40
 
 
 # --- The reserve -------------------------------------------------------------------------------
