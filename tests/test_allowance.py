@@ -3,7 +3,7 @@ slowly: checks of a running job slow as it ages and when the allowance runs low.
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import requests
@@ -283,15 +283,9 @@ def test_above_the_reserve_nothing_is_said(client, simulator, simulator_tenant):
 def test_below_the_reserve_watches_wait_the_longest_interval(
     simulator, simulator_tenant, make_user
 ):
-    simulator.set_budget("production", {3600: 10})
-    spend(simulator, 8)
-    watching.watch(
-        simulator_tenant, sim.RUNNING_JOB_ID, watcher(simulator_tenant, make_user), link="/"
-    )
+    due = next_check_with_allowance_spent(simulator, simulator_tenant, make_user, spent=8)
 
-    watching.check_watches.call()
-
-    assert Watch.objects.get().next_check_at >= timezone.now() + timedelta(seconds=55)
+    assert due >= timezone.now() + timedelta(seconds=55)
 
 
 def test_with_nothing_left_pages_wait_for_the_reset(client, simulator, simulator_tenant):
@@ -307,12 +301,18 @@ def test_with_nothing_left_pages_wait_for_the_reset(client, simulator, simulator
 
 
 def test_with_nothing_left_watches_wait_for_the_reset(simulator, simulator_tenant, make_user):
+    due = next_check_with_allowance_spent(simulator, simulator_tenant, make_user, spent=9)
+
+    assert due >= timezone.now() + timedelta(minutes=59)
+
+
+def next_check_with_allowance_spent(
+    simulator: sim.Simulator, tenant: Tenant, make_user: Callable[..., User], *, spent: int
+) -> datetime:
+    """When a watch of the running job is next checked, once `spent` of 10 requests an hour
+    are gone and its first check took one more."""
     simulator.set_budget("production", {3600: 10})
-    spend(simulator, 9)
-    watching.watch(
-        simulator_tenant, sim.RUNNING_JOB_ID, watcher(simulator_tenant, make_user), link="/"
-    )
-
+    spend(simulator, spent)
+    watching.watch(tenant, sim.RUNNING_JOB_ID, watcher(tenant, make_user), link="/")
     watching.check_watches.call()
-
-    assert Watch.objects.get().next_check_at >= timezone.now() + timedelta(minutes=59)
+    return Watch.objects.get().next_check_at
