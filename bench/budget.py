@@ -187,6 +187,10 @@ def main() -> None:
 
     allowed = max(60.0, paced["run"] / 10)
     print(
+        f"## Budget: one job of {args.hours:g} hours on a simulated clock, {args.watchers} "
+        f"watchers, {args.tabs} tabs\n"
+    )
+    print(
         f"One job of {paced['run'] / 3600:g} simulated hours, {args.watchers} watchers, "
         f"{args.tabs} tabs: {paced['polls']:,} page loads and polls paced; {fixed['polls']:,} "
         f"for a {args.baseline_hours:g}-hour job at a fixed {settings.AQUADASH_POLL_SECONDS} s. "
