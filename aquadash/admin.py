@@ -11,7 +11,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from aquadash import exports
+from aquadash import allowance, exports
 from aquadash.models import AuditEvent, Delivery, Download, JobSnapshot, Lookup, Tenant, Watch
 from aquadash.notifications import check_webhook_url
 
@@ -143,7 +143,14 @@ class TenantForm(forms.ModelForm):
 class TenantAdmin(admin.ModelAdmin):
     form = TenantForm
     change_form_template = "admin/tenant_change_form.html"
-    list_display = ("name", "environment", "auth_method", "is_active", "last_contact")
+    list_display = (
+        "name",
+        "environment",
+        "auth_method",
+        "is_active",
+        "last_contact",
+        "api_allowance",
+    )
     list_filter = ("environment", "auth_method", "is_active")
     search_fields = ("name", "slug", "identity")
     prepopulated_fields = {"slug": ("name",)}
@@ -170,6 +177,11 @@ class TenantAdmin(admin.ModelAdmin):
             return "never"
         when = timezone.localtime(tenant.last_contact_at).strftime("%Y-%m-%d %H:%M")
         return f"{'OK' if tenant.last_contact_ok else 'failed'}, {when}"
+
+    @admin.display(description="Zuora API allowance")
+    def api_allowance(self, tenant: Tenant) -> str:
+        left = allowance.latest(tenant.pk)
+        return str(left) if left else "not known"
 
     @method_decorator(sensitive_post_parameters("secret", "webhook_url"))
     def changeform_view(

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from aquadash import zuora
+from aquadash import allowance, zuora
 from aquadash.jobs import JobState
 from aquadash.models import Tenant
 
@@ -73,10 +73,16 @@ def describe(state: JobState, tenant: Tenant) -> JobFacts:
     )
 
 
-def poll_seconds(failures: int, error: zuora.ZuoraError | None = None) -> int:
-    """The poll interval: doubled after each failed poll up to a minute, and never sooner
-    than Zuora asked us to come back."""
-    seconds = min(60, settings.AQUADASH_POLL_SECONDS * 2 ** min(failures, 6))
+def poll_seconds(
+    tenant: Tenant, job: zuora.Job | None, failures: int, error: zuora.ZuoraError | None = None
+) -> int:
+    """How long a page waits before asking again: the job's pace (its age and the tenant's
+    allowance), doubled after each failed poll up to a minute if that is longer, and never
+    sooner than Zuora asked us to come back."""
+    seconds = max(
+        allowance.pace(tenant, job),
+        min(60, settings.AQUADASH_POLL_SECONDS * 2 ** min(failures, 6)),
+    )
     if error is not None and error.retry_after:
         seconds = max(seconds, min(error.retry_after, 3600))
     return seconds

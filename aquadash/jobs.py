@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from aquadash import breaker, zuora
+from aquadash import allowance, breaker, zuora
 from aquadash.models import JobSnapshot, Tenant
 from aquadash.shared_cache import shared_cache
 
@@ -71,6 +71,7 @@ def fetch_job(
     refresh: bool = False,
     snapshot: JobSnapshot | None = None,
     touch: bool = True,
+    paced: bool = False,
 ) -> JobState:
     """The job's current state for a page, or the ZuoraError a page should show instead.
 
@@ -78,7 +79,9 @@ def fetch_job(
     poll interval however many click it. `snapshot` is the stored job when the caller has
     already read it (the worker reads a round's in one query); else it is read here. Without
     `touch`, a job Zuora reported unchanged is not written at all: the state says so
-    (`untouched`), for a caller that writes many at once.
+    (`untouched`), for a caller that writes many at once. `paced` callers (a page's poll, a
+    watch) accept an answer as old as the job's pace (allowance.pace); anyone else, a person
+    looking the job up or refreshing it, is served nothing older than AQUADASH_POLL_SECONDS.
     """
     job_id = zuora.check_id(job_id, what="job")
     if snapshot is None:
@@ -92,7 +95,7 @@ def fetch_job(
     cached = shared_cache.get(key)
     # AQUADASH_COALESCE=0 exists only as the herd benchmark's baseline: every poll asks Zuora.
     coalesce = settings.AQUADASH_COALESCE
-    if coalesce and cached and time.time() < cached.until:
+    if coalesce and cached and time.time() < _fresh_until(cached, paced=paced):
         return _state_from_cache(tenant, cached, snapshot)
 
     if coalesce and not shared_cache.add(key + ":lock", 1, settings.AQUADASH_POLL_SECONDS):
@@ -135,7 +138,13 @@ def fetch_job(
             snapshot.save(update_fields=fields)
     else:
         snapshot = store_job(tenant, job, user=user)
-    _remember(key, raw=job.raw, track_id=job.track_id, request_id=job.request_id)
+    _remember(
+        key,
+        raw=job.raw,
+        track_id=job.track_id,
+        request_id=job.request_id,
+        fresh_for=allowance.pace(tenant, job),
+    )
     return JobState(
         job=job,
         snapshot=snapshot,
@@ -223,6 +232,14 @@ def _state_from_cache(
         snapshot = tenant.jobs.filter(job_id=job.id).first()
         snapshot = snapshot or store_job(tenant, job, user=None)
     return JobState(job=job, snapshot=snapshot, fetched_at=fetched_at, from_zuora=False)
+
+
+def _fresh_until(cached: SharedAnswer, *, paced: bool) -> float:
+    """Until when a shared answer is served instead of asking Zuora. A failure is served its
+    whole time (Zuora said when to come back); a job, to a person, for one poll interval."""
+    if paced or cached.raw is None:
+        return cached.until
+    return min(cached.until, cached.at + settings.AQUADASH_POLL_SECONDS)
 
 
 def _remember(key: str, *, fresh_for: float | None = None, **answer: object) -> None:

@@ -13,7 +13,7 @@ from django.db import models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from aquadash import encryption, zuora
+from aquadash import allowance, encryption, zuora
 from aquadash.shared_cache import shared_cache
 
 logger = logging.getLogger(__name__)
@@ -231,12 +231,14 @@ class Tenant(models.Model):
             token_cache=encryption.EncryptedCache(shared_cache),
             connect_timeout=settings.ZUORA_CONNECT_TIMEOUT,
             read_timeout=settings.ZUORA_READ_TIMEOUT,
+            on_allowance=allowance.recorder(self.pk) if self.pk else None,
         )
 
     def check_connection(self, *, by: AbstractBaseUser | None = None) -> tuple[bool, str]:
         """Ask Zuora whether the stored credentials work; records and returns the answer."""
         try:
             ok, message = True, zuora.check_credentials(self.zuora_connection())
+            message = f"{message} {allowance.summary(self.pk)}".strip()
         except zuora.ZuoraError as exc:
             ok, message = False, exc.message
         self.record_contact(ok, message)

@@ -344,6 +344,11 @@ AQUADASH_ENCRYPTION_KEYS = fernet_keys(
 )
 # How often a page watching a running job refreshes, and so how often Zuora is asked about it.
 AQUADASH_POLL_SECONDS = envint("AQUADASH_POLL_SECONDS", 5)
+# Zuora's API allowance is the customer's, shared with all their integrations: pages and watches
+# ask about a running job every tenth of its age, from AQUADASH_POLL_SECONDS up to this, and this
+# often when fewer than AQUADASH_RATE_RESERVE percent of the tenant's allowance are left.
+AQUADASH_POLL_MAX_SECONDS = envint("AQUADASH_POLL_MAX_SECONDS", 60)
+AQUADASH_RATE_RESERVE = envint("AQUADASH_RATE_RESERVE", 20)
 # The circuit breaker: after this many failed calls in a row to one tenant's Zuora (timeouts,
 # broken connections, 5xx), nobody asks it for AQUADASH_BREAKER_SECONDS; then one probe does.
 AQUADASH_BREAKER_FAILURES = envint("AQUADASH_BREAKER_FAILURES", 5)

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
 from aquadash import (
+    allowance,
     breaker,
     compare,
     downloads,
@@ -138,7 +139,9 @@ def job_page(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpRespo
     """The job's permalink. htmx polls it for the `live` partial until the job is final."""
     polling = bool(request.htmx)
     try:
-        state = jobs.fetch_job(tenant, job_id, user=request.user, refresh="refresh" in request.GET)
+        state = jobs.fetch_job(
+            tenant, job_id, user=request.user, refresh="refresh" in request.GET, paced=polling
+        )
     except zuora.ZuoraError as exc:
         if not polling:
             Lookup.record(request.user, tenant, job_id, error=exc)
@@ -201,7 +204,8 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
         "timeline": timeline.for_job(state.job, state.snapshot.timeline, facts.started_at),
         # Zuora allows 50 queries a job; a page of 100 keeps any answer a readable page.
         "batches": Paginator(state.job.batches, 100).get_page(request.GET.get("page")),
-        "poll_seconds": job_facts.poll_seconds(failures, state.error),
+        "poll_seconds": job_facts.poll_seconds(tenant, state.job, failures, state.error),
+        "allowance_notice": "" if state.is_final else allowance.notice(tenant),
         "failures": failures,
         "curl": job_facts.curl_command(tenant, state.job.id),
         "pgp": state.job.is_pgp,
@@ -538,7 +542,7 @@ def _error_page(
         "title": title or exc.title,
         "no_stored_copy": isinstance(exc, zuora.JobNotFound) and bool(job_id),
         "final": exc.next_step == "home",  # asking again cannot help: polling stops
-        "poll_seconds": job_facts.poll_seconds(_failures(request) + 1, exc),
+        "poll_seconds": job_facts.poll_seconds(tenant, None, _failures(request) + 1, exc),
         "failures": _failures(request) + 1,
         "admin_url": reverse("admin:aquadash_tenant_change", args=[tenant.pk])
         if request.user.has_perm("aquadash.change_tenant")

@@ -26,7 +26,7 @@ from django.tasks import TaskResultStatus, task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from aquadash import jobs, notifications, zuora
+from aquadash import allowance, jobs, notifications, zuora
 from aquadash.models import JobSnapshot, Tenant, Watch
 
 logger = logging.getLogger(__name__)
@@ -124,12 +124,14 @@ def check_watches() -> int:
     # Jobs Zuora reported unchanged are written once for the round, not once each.
     said_again = [state.snapshot.pk for state in states if state and state.untouched]
     JobSnapshot.objects.filter(pk__in=said_again).update(last_fetched_at=timezone.now())
-    # A job is next due when the answer it got expires (one interval after it came, from
-    # Zuora now or from whoever asked before): any sooner, it would only get it again.
-    interval = timedelta(seconds=settings.AQUADASH_POLL_SECONDS)
+    # A job is next due when the answer it got expires (one pace after it came, from Zuora
+    # now or from whoever asked before): any sooner, it would only get it again.
     answered = []
-    for (_, _, watches), state in zip(checks, states, strict=True):
-        for each in watches if state else []:
+    for (tenant, _, watches), state in zip(checks, states, strict=True):
+        if state is None:
+            continue
+        interval = timedelta(seconds=allowance.pace(tenant, state.job))
+        for each in watches:
             each.next_check_at = max(state.fetched_at + interval, timezone.now())
             answered.append(each)
     Watch.objects.bulk_update(answered, ["next_check_at"])
@@ -169,7 +171,9 @@ def _check(
 ) -> jobs.JobState | None:
     """Ask about the job and end its watches if it is final; the job's state, if learned."""
     try:
-        state = jobs.fetch_job(tenant, job_id, user=None, snapshot=snapshot, touch=False)
+        state = jobs.fetch_job(
+            tenant, job_id, user=None, snapshot=snapshot, touch=False, paced=True
+        )
     except zuora.JobNotFound:
         _end(watches, Watch.End.GONE)
     except zuora.ZuoraError as exc:

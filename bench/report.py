@@ -38,6 +38,7 @@ RUNS = [
     ("downloads.py", ["--size", "300000000", "--rounds", "3"]),
     ("watch.py", []),
     ("find.py", []),
+    ("budget.py", []),
 ]
 
 

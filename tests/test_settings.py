@@ -22,6 +22,8 @@ from tests.conftest import start_django
         ("ZUORA_PROXY", "proxy.internal:3128"),
         ("ZUORA_PROXY", "http://proxy.internal:port"),
         ("ZUORA_PROXY", "http://proxy.internal:3128/some/path"),
+        ("AQUADASH_POLL_MAX_SECONDS", "1m"),
+        ("AQUADASH_RATE_RESERVE", "20%"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_the_variable(variable, value):

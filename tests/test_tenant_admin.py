@@ -217,7 +217,8 @@ def test_test_connection_succeeds_against_the_simulator(
     url = reverse("admin:aquadash_tenant_test_connection", args=[simulator_tenant.pk])
     response = admin_client.post(url, follow=True)
     assert [str(m) for m in response.context["messages"]] == [
-        "Sim: Zuora issued an OAuth token for these credentials."
+        "Sim: Zuora issued an OAuth token for these credentials. Zuora's allowance of "
+        "sign-ins: 1,999 of 2,000 left this minute."
     ]
     simulator_tenant.refresh_from_db()
     assert simulator_tenant.last_contact_ok is True

@@ -159,5 +159,8 @@ def test_unknown_slug_is_a_clear_error() -> None:
 
 def test_test_succeeds_against_the_simulator(simulator_tenant: Tenant) -> None:
     output = run("tenant", "test", "sim")
-    assert output == "Sim: Zuora issued an OAuth token for these credentials.\n"
+    assert output == (
+        "Sim: Zuora issued an OAuth token for these credentials. Zuora's allowance of sign-ins: "
+        "1,999 of 2,000 left this minute.\n"
+    )
     assert Tenant.objects.get(slug="sim").last_contact_ok is True

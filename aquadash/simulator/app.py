@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aquadash.simulator import catalogue
+from aquadash.simulator import budget, catalogue
 from aquadash.simulator.faults import WRAPPING, Fault, dripped, replacement, truncated
 from aquadash.simulator.files import ResultFile
 from aquadash.simulator.jobs import (
@@ -120,6 +120,8 @@ class Simulator:
         users: dict[str, str] | None = None,
         without_aqua: frozenset[str] = frozenset({NO_AQUA_CLIENT_ID, NO_AQUA_USERNAME}),
         entities: list[str] | None = None,
+        tenant_type: str = "production",
+        limits: dict[int, int] | None = None,
     ) -> None:
         if str(unknown_job) not in ("404", "200"):
             raise ValueError('unknown_job must be "404" or "200".')
@@ -147,6 +149,7 @@ class Simulator:
         self._token_owners: dict[str, str] = {}  # token -> the client ID it was issued to
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
+        self.set_budget(tenant_type, limits)
         for job in catalogue.seed(clock()):
             self._add(job)
 
@@ -229,6 +232,19 @@ class Simulator:
         with self._lock:
             self._tokens.clear()
 
+    def set_budget(self, tenant_type: str = "production", limits: dict | None = None) -> None:
+        """Start counting afresh with the API limits of a tenant type ("production",
+        "developer_sandbox", "api_sandbox"), with `limits` ({60: per minute, 3600: per hour,
+        86400: per day}, any of them) put over them."""
+        api = budget.Budget(budget.quotas(tenant_type, limits))
+        sign_ins = budget.Budget(dict(zip(budget.WINDOWS, budget.SIGN_INS, strict=True)))
+        with self._lock:
+            self._budgets = {"api": api, "auth": sign_ins}
+
+    def budget(self) -> list[dict[str, int]]:
+        """Each window of the API limits: its seconds, its quota and the requests left."""
+        return self._budgets["api"].describe(self.clock())
+
     def reset(self) -> None:
         """Clear faults and recorded requests; jobs and tokens stay."""
         with self._lock:
@@ -287,8 +303,12 @@ class Simulator:
                 if fault.times == 0:
                     self._faults.remove(fault)
         record.fault = fault.kind if fault else None
+        spent = self._budgets["auth" if template == "/oauth/token" else "api"]
+        allowed, limit_headers = spent.spend(self.clock())
 
-        if fault is not None and fault.kind not in WRAPPING:
+        if not allowed:
+            response = budget.refused(limit_headers)
+        elif fault is not None and fault.kind not in WRAPPING:
             response = replacement(fault, record.job_id)
         else:
             if fault is not None and fault.kind == "slow":
@@ -301,6 +321,8 @@ class Simulator:
             if fault is not None and fault.kind == "drip":
                 response = dripped(response, fault.params)
 
+        if not any(name.lower().startswith("ratelimit-") for name, _ in response.headers):
+            response.headers.extend(limit_headers)  # a rate_limited fault's own stand
         record.status = response.status
         response.body = _delivered(response.body, record)
         return response
@@ -568,6 +590,14 @@ class Simulator:
         if method == "POST" and route == "/tokens/expire":
             self.expire_tokens()
             return json_response(200, {"expired": True})
+        if method == "POST" and route == "/budget":
+            try:
+                self.set_budget(**json.loads(body or b"{}"))
+            except (ValueError, TypeError) as error:
+                return json_response(400, {"error": str(error)})
+            return json_response(200, self.budget())
+        if method == "GET" and route == "/budget":
+            return json_response(200, self.budget())
         if method == "GET" and route == "/requests":
             return json_response(200, self._summary())
         if method == "GET" and route == "/catalogue":

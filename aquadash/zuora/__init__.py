@@ -14,6 +14,7 @@ The package offers what the rest of aquadash uses; the modules' other names are 
 
 from aquadash.zuora.client import (
     MAX_RETRY_WAIT,
+    Allowance,
     Connection,
     Credentials,
     ResultFile,
@@ -98,6 +99,7 @@ __all__ = [
     "check_base_url",
     "new_session",
     "proxied_session",
+    "Allowance",
     "Connection",
     "Credentials",
     "MAX_RETRY_WAIT",

@@ -11,7 +11,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal, Protocol
@@ -83,6 +83,19 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class Allowance:
+    """What one answer's RateLimit headers say of the tenant's allowance: the requests left
+    in the window closest to running out (Zuora's "Rate limits" guide). Zuora counts them per
+    tenant, for every integration the customer runs, and sign-ins apart from other requests."""
+
+    limit: int
+    remaining: int
+    reset_seconds: int | None  # until the window starts afresh
+    window_seconds: int | None  # 60, 3600 or 86400, when Zuora said which window it is
+    sign_in: bool = False  # the token call's: counted against the AUTH limits, not the API's
+
+
+@dataclass(frozen=True)
 class Connection:
     """Everything needed to talk to one tenant's Zuora."""
 
@@ -100,6 +113,8 @@ class Connection:
     total_timeout: float = 30.0
     max_attempts: int = 3
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    # Told the tenant's allowance after every answer that states it, so the app can keep it.
+    on_allowance: Callable[[Allowance], None] | None = field(default=None, repr=False)
 
 
 def get_job(conn: Connection, *, job_id: str) -> Job:
@@ -319,6 +334,7 @@ def _call(
         attempt += 1
         headers = _headers(conn, track_id, accept) | _auth_headers(conn, track_id, deadline)
         response = _send(conn, method, base_url + path, headers, deadline, track_id)
+        _tell_allowance(conn, response)
         status = response.status_code
         logger.info("Zuora %s %s -> %s (track %s)", method, path, status, track_id)
         _refuse_redirect(response, track_id)
@@ -550,7 +566,11 @@ def _raise_for_response(
 def _retry_after_seconds(response: requests.Response) -> int | None:
     """Zuora's Retry-After (or RateLimit-Reset) in seconds, between 0 and an hour; None when
     it is missing or makes no sense (negative, not a number, not a date)."""
-    for header in ("Retry-After", "RateLimit-Reset"):
+    # Zuora sends RateLimit-Reset on every answer: only on a 429 does it say when to return.
+    headers = (
+        ("Retry-After", "RateLimit-Reset") if response.status_code == 429 else ("Retry-After",)
+    )
+    for header in headers:
         value = response.headers.get(header, "").strip()
         if not value:
             continue
@@ -564,6 +584,51 @@ def _retry_after_seconds(response: requests.Response) -> int | None:
             seconds = int((when - datetime.now(UTC)).total_seconds())
             return min(max(0, seconds), MAX_RETRY_AFTER)
     return None
+
+
+def read_allowance(headers: Mapping[str, str], *, sign_in: bool = False) -> Allowance | None:
+    """The allowance in RateLimit-Limit, -Remaining and -Reset (requests' headers ignore case,
+    so Zuora's `ratelimit-limit` is found too), or None when they are missing or make no sense.
+
+    Zuora sends `ratelimit-limit: 5000, 2500;w=60, 5000;w=3600, 10000;w=86400`: first the quota
+    of the window closest to running out, then each window's quota and length in seconds.
+    """
+    policies = [item.strip() for item in headers.get("RateLimit-Limit", "").split(",")]
+    quota, _, params = policies[0].partition(";")
+    limit = whole_number(quota)
+    remaining = whole_number(headers.get("RateLimit-Remaining", "").split(",")[0])
+    if limit is None or remaining is None:
+        return None
+    window = _window(params)
+    for policy in policies[1:] if window is None else []:
+        quota, _, params = policy.partition(";")
+        if whole_number(quota) == limit and (window := _window(params)) is not None:
+            break
+    return Allowance(
+        limit=limit,
+        remaining=min(remaining, limit),
+        reset_seconds=whole_number(headers.get("RateLimit-Reset", "").split(",")[0]),
+        window_seconds=window,
+        sign_in=sign_in,
+    )
+
+
+def _window(params: str) -> int | None:
+    """The `w=3600` among a policy's parameters (`;w=3600`), in seconds."""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "w":
+            return whole_number(value)
+    return None
+
+
+def _tell_allowance(
+    conn: Connection, response: requests.Response, *, sign_in: bool = False
+) -> None:
+    if conn.on_allowance is None:
+        return
+    if (allowance := read_allowance(response.headers, sign_in=sign_in)) is not None:
+        conn.on_allowance(allowance)
 
 
 def _retry_wait(response: requests.Response, attempt: int) -> float | None:
@@ -634,6 +699,7 @@ def _fetch_token(conn: Connection, *, track_id: str, deadline: float) -> tuple[s
     response = _send(
         conn, "POST", base_url + "/oauth/token", headers, deadline, track_id, data=form
     )
+    _tell_allowance(conn, response, sign_in=True)
     logger.info("Zuora POST /oauth/token -> %s (track %s)", response.status_code, track_id)
     _refuse_redirect(response, track_id)
     with response, _quoting(response):

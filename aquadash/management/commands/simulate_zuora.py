@@ -14,6 +14,7 @@ from aquadash.simulator import (
     Simulator,
     serve,
 )
+from aquadash.simulator.budget import TENANT_TYPES
 
 
 class Command(BaseCommand):
@@ -32,10 +33,18 @@ class Command(BaseCommand):
             default="404",
             help="Answer unknown jobs with HTTP 404, or with HTTP 200 and errorCode 90002.",
         )
+        parser.add_argument(
+            "--tenant-type",
+            choices=sorted(TENANT_TYPES),
+            default="production",
+            help="Whose documented API limits to keep (see SIMULATOR.md, Rate limits).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         simulator = Simulator(
-            batch_seconds=options["batch_seconds"], unknown_job=options["unknown_job"]
+            batch_seconds=options["batch_seconds"],
+            unknown_job=options["unknown_job"],
+            tenant_type=options["tenant_type"],
         )
         host, port = options["host"], options["port"]
         try:
