@@ -28,7 +28,8 @@ HTMX_CONFIG = {
     "refreshOnHistoryMiss": True,
 }
 # Every attribute our own templates put on elements that starts with hx- or on.
-OUR_HTMX_ATTRIBUTES = {"hx-get", "hx-trigger", "hx-swap", "hx-target", "hx-history", "hx-preserve"}
+OUR_HTMX_ATTRIBUTES = {"hx-get", "hx-trigger", "hx-swap", "hx-target", "hx-history", "hx-preserve",
+                       "hx-boost", "hx-push-url"}  # fmt: skip
 
 
 class Elements(HTMLParser):
