@@ -114,8 +114,7 @@ def _queue(
         "zone": zone,
         "short_id": bool(re.fullmatch(r"[0-9a-f]{1,7}", zuora.normalize_id(query))),
     }
-    template = "work_queue.html#queue" if getattr(request, "htmx", False) else "work_queue.html"
-    return render(request, template, context)
+    return render(request, "work_queue.html", context)
 
 
 def _filtered(tenants: list[Tenant], chosen: dict, query: str, zone: tzinfo) -> QuerySet:

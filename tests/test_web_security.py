@@ -28,8 +28,7 @@ HTMX_CONFIG = {
     "refreshOnHistoryMiss": True,
 }
 # Every attribute our own templates put on elements that starts with hx- or on.
-OUR_HTMX_ATTRIBUTES = {"hx-get", "hx-trigger", "hx-swap", "hx-target", "hx-history", "hx-preserve",
-                       "hx-boost", "hx-push-url"}  # fmt: skip
+OUR_HTMX_ATTRIBUTES = {"hx-get", "hx-trigger", "hx-swap", "hx-target", "hx-history", "hx-preserve"}
 
 
 class Elements(HTMLParser):
