@@ -63,9 +63,9 @@ def test_a_looked_up_job_gets_its_start_records_and_batches_as_columns(
 
 def test_run_time_runs_from_the_start_until_every_batch_was_first_seen_finished():
     timeline = {
-        f"{0:032x}": {"executing": "2026-11-29T16:01:00+00:00", "completed": "2026-11-29T16:03:00+00:00"},
-        f"{1:032x}": {"pending": "2026-11-29T16:01:00+00:00", "completed": "2026-11-29T16:05:30+00:00"},
-    }  # fmt: skip
+        f"{0:032x}": {"executing": "2026-11-29T16:01:00Z", "completed": "2026-11-29T16:03:00Z"},
+        f"{1:032x}": {"pending": "2026-11-29T16:01:00Z", "completed": "2026-11-29T16:05:30Z"},
+    }
 
     columns = queue_columns(job([("completed", 5), ("completed", 7)]), timeline)
 
@@ -95,8 +95,11 @@ def test_a_running_job_has_no_run_time_and_counts_only_finished_batches():
 
 @pytest.mark.parametrize(
     ("start", "utc"),
-    [("2026-11-29 08:00:00", "2026-11-29T16:00:00"), ("2026-11-29T08:00:00+0100", "2026-11-29T07:00:00")],
-)  # fmt: skip
+    [
+        ("2026-11-29 08:00:00", "2026-11-29T16:00:00"),  # naive: Los Angeles time
+        ("2026-11-29T08:00:00+0100", "2026-11-29T07:00:00"),  # dateTimeUtc's form
+    ],
+)
 def test_the_migration_fills_the_columns_of_stored_jobs_in_the_tenants_zone(
     simulator_tenant, start, utc
 ):
