@@ -319,10 +319,11 @@ class DownloadAdmin(CsvExportAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditEventAdmin(CsvExportAdmin):
     """Read-only for everyone, superusers included: the trail is only ever appended to."""
 
     list_display = ["at", "kind", "username", "tenant_name", "target", "detail"]
+    csv_columns = list_display
     list_filter = ["kind", "tenant", "at"]
     search_fields = ["username", "tenant_name", "target"]
     date_hierarchy = "at"

@@ -183,10 +183,46 @@ def _save(tenant: Tenant, job: zuora.Job, values: dict) -> JobSnapshot:
         for field, value in values.items():
             setattr(snapshot, field, value)
         snapshot.timeline = _seen(snapshot.timeline, job, values["last_fetched_at"])
+        columns = queue_columns(job, snapshot.timeline)
+        for field, value in columns.items():
+            setattr(snapshot, field, value)
         # A stored job keeps what others write (record counts, first sight): only Zuora's
-        # answer and the timeline are written over it.
-        snapshot.save(update_fields=[*values, "timeline"] if snapshot.pk else None)
+        # answer, the timeline and what the work queue reads of them are written over it.
+        snapshot.save(update_fields=[*values, "timeline", *columns] if snapshot.pk else None)
         return snapshot
+
+
+def queue_columns(job: zuora.Job, timeline: dict) -> dict:
+    """What the work queue sorts and filters on, from Zuora's answer and the stored timeline
+    (the migration that added these columns filled them from here too).
+
+    Zuora reports only when a job started, so its run time is measured to when aquadash first
+    saw every batch finished: up to one look late, and unknown (None) when aquadash never saw
+    the job unfinished, or while it runs.
+    """
+    run_seconds = None
+    seen = [
+        {s: datetime.fromisoformat(at) for s, at in statuses.items()}
+        for statuses in timeline.values()
+    ]
+    seen_unfinished = any(
+        s not in zuora.FINAL_BATCH_STATUSES for statuses in seen for s in statuses
+    )
+    finished = [
+        min(at for s, at in statuses.items() if s in zuora.FINAL_BATCH_STATUSES)
+        for statuses in seen
+        if zuora.FINAL_BATCH_STATUSES.intersection(statuses)
+    ]
+    if job.is_final and job.start_time and seen_unfinished and len(finished) == len(seen):
+        seconds = (max(finished) - job.start_time).total_seconds()
+        run_seconds = int(min(max(seconds, 0), 2**31 - 1))  # a nonsense start stays storable
+    return {
+        "started_at": job.start_time,
+        "run_seconds": run_seconds,
+        "total_records": sum(batch.record_count or 0 for batch in job.batches),
+        "batches_done": sum(batch.is_final for batch in job.batches),
+        "batches_total": len(job.batches),
+    }
 
 
 def _seen(timeline: dict, job: zuora.Job, now: datetime) -> dict:

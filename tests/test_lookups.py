@@ -4,6 +4,7 @@ lookups each page view leaves."""
 import re
 
 import pytest
+from django.utils import timezone
 
 from aquadash import simulator as sim
 from aquadash.models import JobSnapshot, Lookup
@@ -162,6 +163,7 @@ def test_tenant_jobs_are_paginated_on_the_server(finance_client, simulator_tenan
             status="completed",
             raw={},
             last_fetched_at="2026-01-01T00:00:00Z",
+            started_at=timezone.now(),
         )
         for n in range(120)
     )

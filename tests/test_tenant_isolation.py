@@ -170,8 +170,8 @@ def shows(response: object, own: Side, other: Side, what: str) -> None:
 
 # Every view that shows something of a stored job: (its URL, how to ask, what it shows).
 TENANT_VIEWS = [
-    ("{t}/jobs/", {}, "page"),
-    ("{t}/jobs/?format=csv", {}, "page"),
+    ("{t}/jobs/?start=", {}, "page"),  # of any date: these stored jobs have no start column
+    ("{t}/jobs/?start=&format=csv", {}, "page"),
     ("{t}/jobs/{job}/", {}, "page"),
     ("{t}/jobs/{job}/", HTMX, "page"),  # the poll fragment
     ("{t}/jobs/{job}/downloads/", HTMX, "page"),
@@ -207,6 +207,12 @@ def test_find_answers_from_the_stored_copy_of_ones_own_tenant(sides):
 
         assert response.status_code == 302
         assert urlsplit(response["Location"]).path == f"/t/{own.tenant.slug}/jobs/{JOB_ID}/"
+
+
+@pytest.mark.parametrize("query", ["?start=", "?start=&format=csv", "?start=&tenant=globex"])
+def test_the_work_queue_lists_only_ones_own_tenants_jobs(sides, query):
+    for own, other in (sides, sides[::-1]):
+        shows(own.client.get(f"/jobs/{query}"), own, other, "page")
 
 
 def test_recent_lookups_on_home_name_only_ones_own_tenants_jobs(sides):
