@@ -9,7 +9,7 @@ A final job never changes, so once stored it is served without calling Zuora at 
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -35,6 +35,9 @@ class JobState:
     error: zuora.ZuoraError | None = None  # the latest fetch failed; this is the last good state
     refreshing: bool = False  # another request is asking Zuora; this is the last known state
     untouched: bool = False  # asked with touch=False, Zuora said the same: nothing was written
+    # When asking again can bring news: the answer this state came from is shared until then
+    # (or another server's answer is due). None for a final or vanished job.
+    ask_again_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -104,10 +107,13 @@ def fetch_job(
         worth_waiting = refresh or not (cached or snapshot)
         if worth_waiting and (answer := _wait_for(key, newer_than=cached.at if cached else 0)):
             return _state_from_cache(tenant, answer, snapshot)
+        # Its answer, shared when it comes, is the next news: not sooner than a poll from now.
+        soon = timezone.now() + timedelta(seconds=settings.AQUADASH_POLL_SECONDS)
         if cached:
-            return replace(_state_from_cache(tenant, cached, snapshot), refreshing=True)
+            state = _state_from_cache(tenant, cached, snapshot)
+            return replace(state, refreshing=True, ask_again_at=soon)
         if snapshot:
-            return replace(_stored_state(snapshot), refreshing=True)
+            return replace(_stored_state(snapshot), refreshing=True, ask_again_at=soon)
         raise zuora.ZuoraTimeout(
             "Zuora is slow to answer about this job; aquadash is still asking. Try again in a "
             "few seconds."
@@ -121,12 +127,15 @@ def fetch_job(
         if isinstance(exc, zuora.RateLimited):
             # No server asks again before Zuora said it may.
             shared_cache.set(key + ":lock", 1, timeout=wait)
+        else:
+            _release(key)
         if snapshot is None:
             raise
         if isinstance(exc, zuora.JobNotFound):
             snapshot.mark_gone()
             return _stored_state(snapshot)
-        return replace(_stored_state(snapshot), error=exc)
+        retry_at = timezone.now() + timedelta(seconds=wait)
+        return replace(_stored_state(snapshot), error=exc, ask_again_at=retry_at)
     said_again = snapshot is not None and snapshot.raw == job.raw and snapshot.gone_at is None
     if said_again:
         # As poll after poll of a running job: only when, by whom and the track ID are new.
@@ -138,19 +147,17 @@ def fetch_job(
             snapshot.save(update_fields=fields)
     else:
         snapshot = store_job(tenant, job, user=user)
-    _remember(
-        key,
-        raw=job.raw,
-        track_id=job.track_id,
-        request_id=job.request_id,
-        fresh_for=allowance.pace(tenant, job),
-    )
+    pace = allowance.pace(tenant, job)
+    _remember(key, raw=job.raw, track_id=job.track_id, request_id=job.request_id, fresh_for=pace)
+    _release(key)
+    now = timezone.now()
     return JobState(
         job=job,
         snapshot=snapshot,
-        fetched_at=timezone.now(),
+        fetched_at=now,
         from_zuora=True,
         untouched=said_again and not touch,
+        ask_again_at=None if job.is_final else now + timedelta(seconds=pace),
     )
 
 
@@ -257,7 +264,7 @@ def _state_from_cache(
             raise error
         if isinstance(error, zuora.JobNotFound):
             return _stored_state(snapshot)
-        return replace(_stored_state(snapshot), error=error)
+        return replace(_stored_state(snapshot), error=error, ask_again_at=_stale_at(cached))
     job = zuora.parse_job(
         cached.raw, zone=tenant.zoneinfo, track_id=cached.track_id, request_id=cached.request_id
     )
@@ -267,7 +274,25 @@ def _state_from_cache(
         # outlived the database row (a restored database): store only in the second case.
         snapshot = tenant.jobs.filter(job_id=job.id).first()
         snapshot = snapshot or store_job(tenant, job, user=None)
-    return JobState(job=job, snapshot=snapshot, fetched_at=fetched_at, from_zuora=False)
+    return JobState(
+        job=job,
+        snapshot=snapshot,
+        fetched_at=fetched_at,
+        from_zuora=False,
+        ask_again_at=None if job.is_final else _stale_at(cached),
+    )
+
+
+def _stale_at(cached: SharedAnswer) -> datetime:
+    """When a shared answer stops being served to pages' polls and watches."""
+    return datetime.fromtimestamp(_fresh_until(cached, paced=True), tz=UTC)
+
+
+def _release(key: str) -> None:
+    """Give up the single-flight lock once the answer is shared. Left to expire, it would
+    outlive the answer (caches count expiry in whole seconds) and every caller in between
+    would be told another request is asking, with nothing newer to show for it."""
+    shared_cache.delete(key + ":lock")
 
 
 def _fresh_until(cached: SharedAnswer, *, paced: bool) -> float:

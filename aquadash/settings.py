@@ -6,6 +6,7 @@ SECRET_KEY and AQUADASH_ENCRYPTION_KEYS. A malformed value stops start-up with a
 names the variable.
 """
 
+import logging
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -434,6 +435,19 @@ AQUADASH_WEBHOOK_ALLOW_HTTP = envbool("AQUADASH_WEBHOOK_ALLOW_HTTP", DEBUG)
 AQUADASH_NOTIFY_ATTEMPTS = envint("AQUADASH_NOTIFY_ATTEMPTS", 4)
 AQUADASH_NOTIFY_RETRY_SECONDS = envint("AQUADASH_NOTIFY_RETRY_SECONDS", 30)
 DEFAULT_EXCEPTION_REPORTER_FILTER = "aquadash.redaction.SecretHidingReporterFilter"
+# Keep finished tasks (watch rounds, notifications) in the queue's table this many days; the
+# worker deletes older ones itself, once an hour.
+AQUADASH_TASK_DAYS = envint("AQUADASH_TASK_DAYS", 2)
+
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+
+
+def not_a_task_line(record: logging.LogRecord) -> bool:
+    """The task queue logs each task it starts and ends, a few lines a round: below warnings
+    they are dropped unless LOG_LEVEL is DEBUG, and each round logs one line of its own."""
+    quiet = record.name.startswith(("django.tasks", "django_tasks_db"))
+    return not quiet or record.levelno >= logging.WARNING or LOG_LEVEL == "DEBUG"
+
 
 LOGGING = {
     "version": 1,
@@ -441,9 +455,10 @@ LOGGING = {
     "filters": {
         "redact": {"()": "aquadash.redaction.RedactSecrets"},
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "no_task_lines": {"()": "django.utils.log.CallbackFilter", "callback": not_a_task_line},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
+        "console": {"class": "logging.StreamHandler", "filters": ["redact", "no_task_lines"]},
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
             "level": "ERROR",
@@ -452,5 +467,5 @@ LOGGING = {
     },
     # Replaces Django's own "django" handlers so error mails go through the redacting filter.
     "loggers": {"django": {"handlers": ["mail_admins"], "level": "INFO"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

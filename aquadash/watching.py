@@ -28,6 +28,7 @@ from django_tasks_db.models import DBTaskResult
 
 from aquadash import allowance, jobs, notifications, zuora
 from aquadash.models import JobSnapshot, Tenant, Watch
+from aquadash.shared_cache import shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -124,23 +125,50 @@ def check_watches() -> int:
     # Jobs Zuora reported unchanged are written once for the round, not once each.
     said_again = [state.snapshot.pk for state in states if state and state.untouched]
     JobSnapshot.objects.filter(pk__in=said_again).update(last_fetched_at=timezone.now())
-    # A job is next due when the answer it got expires (one pace after it came, from Zuora
-    # now or from whoever asked before): any sooner, it would only get it again.
+    # A job is next due when asking again can bring news: when the answer it got expires (one
+    # pace after it came, from Zuora now or from whoever asked before), when another server's
+    # answer is due, or when a failure may be retried. Any sooner, a round would only get the
+    # same answer again, and queue another round at once.
     answered = []
     for (tenant, _, watches), state in zip(checks, states, strict=True):
-        if state is None:
+        if state is None or state.ask_again_at is None:
             continue
-        interval = timedelta(seconds=allowance.pace(tenant, state.job))
+        paced = state.fetched_at + timedelta(seconds=allowance.pace(tenant, state.job))
         for each in watches:
-            each.next_check_at = max(state.fetched_at + interval, timezone.now())
+            each.next_check_at = max(state.ask_again_at, paced, timezone.now())
             answered.append(each)
     Watch.objects.bulk_update(answered, ["next_check_at"])
 
+    next_round = None
     if len(due) == ROUND_SIZE:  # more are due: on with them, once queued notifications are sent
         schedule_round()
+        next_round = timezone.now()
     elif (next_due := Watch.objects.open().aggregate(at=Min("next_check_at"))["at"]) is not None:
-        schedule_round(at=max(next_due, timezone.now()))
+        next_round = max(next_due, timezone.now())
+        schedule_round(at=next_round)
+    prune_finished_tasks()
+    if due:
+        unanswered = sum(state is None for state in states)
+        logger.info(
+            "Watch round: %d job%s checked%s; next round %s",
+            len(checks),
+            "" if len(checks) == 1 else "s",
+            f", {unanswered} not answered by Zuora" if unanswered else "",
+            f"at {next_round:%H:%M:%S %Z}" if next_round else "when someone watches",
+        )
     return len(checks)
+
+
+def prune_finished_tasks() -> int:
+    """Delete the queue's finished tasks older than AQUADASH_TASK_DAYS, at most once an hour
+    whichever worker gets here, so the table does not grow with every round. Returns how
+    many went."""
+    if not shared_cache.add("watch:pruned", 1, timeout=3600):
+        return 0
+    before = timezone.now() - timedelta(days=settings.AQUADASH_TASK_DAYS)
+    finished = DBTaskResult.objects.finished().filter(finished_at__lt=before)
+    deleted, _ = finished.delete()
+    return deleted
 
 
 Check = tuple[Tenant, str, list[Watch], JobSnapshot | None]
@@ -179,7 +207,7 @@ def _check(
     except zuora.ZuoraError as exc:
         # Down, slow, rate limited, credentials rejected: keep watching; fetch_job's breaker
         # and shared failures decide when Zuora is asked again.
-        logger.info("Watched job %s in %s not checked: %s", job_id, tenant.slug, exc.message)
+        logger.debug("Watched job %s in %s not checked: %s", job_id, tenant.slug, exc.message)
     except Exception:
         logger.exception("Checking watched job %s in %s failed", job_id, tenant.slug)
     else:

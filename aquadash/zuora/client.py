@@ -255,7 +255,7 @@ def _open_connection(conn: Connection, *, track_id: str, deadline: float) -> Non
         "apiSecretAccessKey": credentials.secret,
     }
     response = _send(conn, "POST", base_url + "/v1/connections", headers, deadline, track_id)
-    logger.info("Zuora POST /v1/connections -> %s (track %s)", response.status_code, track_id)
+    logger.debug("Zuora POST /v1/connections -> %s (track %s)", response.status_code, track_id)
     _refuse_redirect(response, track_id)
     with response, _quoting(response):
         data = _read_json_body(response, track_id, deadline)
@@ -336,7 +336,7 @@ def _call(
         response = _send(conn, method, base_url + path, headers, deadline, track_id)
         _tell_allowance(conn, response)
         status = response.status_code
-        logger.info("Zuora %s %s -> %s (track %s)", method, path, status, track_id)
+        logger.debug("Zuora %s %s -> %s (track %s)", method, path, status, track_id)
         _refuse_redirect(response, track_id)
         if status == 401 and conn.credentials.method == "oauth" and not refreshed:
             # A cached token may have been revoked early: get a fresh one, once.
@@ -700,7 +700,7 @@ def _fetch_token(conn: Connection, *, track_id: str, deadline: float) -> tuple[s
         conn, "POST", base_url + "/oauth/token", headers, deadline, track_id, data=form
     )
     _tell_allowance(conn, response, sign_in=True)
-    logger.info("Zuora POST /oauth/token -> %s (track %s)", response.status_code, track_id)
+    logger.debug("Zuora POST /oauth/token -> %s (track %s)", response.status_code, track_id)
     _refuse_redirect(response, track_id)
     with response, _quoting(response):
         data = _read_json_body(response, track_id, deadline)
