@@ -109,7 +109,7 @@ def _lookup_forms(
         # The tenant choices: each one's value and label, in order; their number decides
         # whether "Any tenant I can see" is offered.
         *((tenant.slug, tenant.name) for tenant in tenants),
-        last_tenant,  # the tenant chosen beforehand: the one last looked in
+        last_tenant or "",  # chosen beforehand, the one last looked in ("", not "None": a slug)
     ]
     key = make_template_fragment_key("home-forms", shows)
     if (rendered := caches["template_fragments"].get(key)) is None:
