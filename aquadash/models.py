@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -377,10 +377,23 @@ class LookupQuerySet(models.QuerySet):
                 recent[tenant_id, job_id] = RecentJob(
                     visible[tenant_id], job_id, name, status, outcome, at
                 )
-        current = JobSnapshot.objects.filter(
-            tenant_id__in={tenant_id for tenant_id, _ in recent},
-            job_id__in={job_id for _, job_id in recent},
-        ).values_list("tenant_id", "job_id", "name", "status")
+        if not recent:
+            return []
+        # Plain SQL: the ORM took five times as long to build this query as to run it, on the
+        # page everyone opens first. Only strings and numbers come back, nothing to convert;
+        # the values go as parameters, only their placeholders into the text.
+        tenant_ids, job_ids = (
+            {tenant_id for tenant_id, _ in recent},
+            {job_id for _, job_id in recent},
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT tenant_id, job_id, name, status FROM {JobSnapshot._meta.db_table} "  # noqa: S608
+                f"WHERE tenant_id IN ({', '.join(['%s'] * len(tenant_ids))}) "
+                f"AND job_id IN ({', '.join(['%s'] * len(job_ids))})",
+                [*tenant_ids, *job_ids],
+            )
+            current = cursor.fetchall()
         for tenant_id, job_id, name, status in current:
             if job := recent.get((tenant_id, job_id)):
                 job.job_name, job.job_status = name, status

@@ -172,3 +172,75 @@ def test_tenant_jobs_are_paginated_on_the_server(finance_client, simulator_tenan
 
     assert "Page 3 of 3" in html
     assert html.count("<tr>") == 21  # the header and the last 20 jobs
+
+
+# The home page's empty forms are kept rendered by each process (views._lookup_forms), keyed on
+# the tenant choices and the tenant chosen beforehand: one test per part of that key.
+
+
+def widget_templates(response) -> list[str]:
+    return [t.name for t in response.templates if t.name.startswith("django/forms/widgets/")]
+
+
+def test_the_empty_forms_are_rendered_once_and_then_kept(finance_client, simulator_tenant):
+    first = finance_client.get("/")
+    again = finance_client.get("/")
+
+    assert widget_templates(first)
+    assert widget_templates(again) == []
+    assert again.content.decode().count('<option value="sim"') == 2  # both forms, as at first
+
+
+def test_a_renamed_tenant_shows_its_new_name_in_the_forms_at_once(finance_client, simulator_tenant):
+    finance_client.get("/")
+    simulator_tenant.name = "Simulated Zuora"
+    simulator_tenant.save()
+
+    html = finance_client.get("/").content.decode()
+
+    assert html.count('<option value="sim">Simulated Zuora</option>') == 2
+
+
+def test_a_tenant_with_a_new_slug_is_offered_under_it_at_once(finance_client, simulator_tenant):
+    finance_client.get("/")
+    simulator_tenant.slug = "zuora-sim"
+    simulator_tenant.save()
+
+    html = finance_client.get("/").content.decode()
+
+    assert html.count('<option value="zuora-sim">') == 2 and 'value="sim"' not in html
+
+
+def test_a_tenant_granted_since_is_offered_at_once(finance_client, simulator_tenant, make_tenant):
+    finance_client.get("/")
+    make_tenant("other", groups=simulator_tenant.groups.all())
+
+    html = finance_client.get("/").content.decode()
+
+    assert html.count('<option value="other">Other</option>') == 2
+    assert "Any tenant I can see" in html
+
+
+def test_the_forms_choose_the_tenant_last_looked_in_at_once(
+    finance_client, simulator_tenant, make_tenant
+):
+    make_tenant("other", groups=simulator_tenant.groups.all())
+    finance_client.get("/")
+    session = finance_client.session
+    session["last_tenant"] = "other"
+    session.save()
+
+    html = finance_client.get("/").content.decode()
+
+    assert re.search(
+        r'<option value="other" selected>', html.split('id="last_completed_tenant"')[1]
+    )
+
+
+def test_filled_in_forms_are_never_kept(finance_client, simulator_tenant):
+    finance_client.get("/")
+    typed = finance_client.get("/", {"tenant": "sim", "job": "not-a-job-id"}).content.decode()
+    empty = finance_client.get("/").content.decode()
+
+    assert 'value="not-a-job-id"' in typed and 'class="error"' in typed
+    assert "not-a-job-id" not in empty and 'class="error"' not in empty
