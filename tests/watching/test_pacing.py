@@ -13,7 +13,6 @@ from unittest import mock
 
 import pytest
 import requests
-from django.core.cache import cache
 from django.core.management import call_command
 from django.tasks import TaskResultStatus
 from django.utils import timezone
