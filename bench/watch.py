@@ -14,6 +14,8 @@ submitted), watches every one of them, and waits until every watch has ended. Th
                                      plus 2 s)
   worker memory                      the worker's peak resident memory, beside its memory once
                                      started and idle
+  rounds per interval                the worker's rounds (check_watches tasks) over the run, per
+                                     poll interval (target <= 1.2), and the task rows created
 
 E-mails go to Django's dummy backend: the time measured is the worker's, not a mail server's.
 
@@ -173,6 +175,10 @@ def main() -> None:
                     if pending == 0 and unsent == 0:
                         break
                     time.sleep(1)
+                tasks = db.execute(
+                    "SELECT count(*) FILTER (WHERE task_path = 'aquadash.watching.check_watches'), "
+                    "count(*) FROM django_tasks_database_dbtaskresult"
+                ).fetchone()
                 rows = db.execute(
                     "SELECT w.job_id, w.end, extract(epoch FROM w.created_at), "
                     "extract(epoch FROM w.ended_at), extract(epoch FROM d.sent_at) "
@@ -203,6 +209,7 @@ def main() -> None:
     if not delays:
         raise SystemExit(f"No watch ended with a notification ({unfinished} did not).")
     p50, p95, worst = (percentile(delays, share) for share in (0.5, 0.95, 1.0))
+    rounds_per_interval = tasks[0] / max(1.0, elapsed / args.poll_seconds)
     calls = statistics.mean(per_interval)
     print(
         f"\n{len(delays)} of {len(rows)} watches notified; {unfinished} did not end with a "
@@ -240,6 +247,13 @@ def main() -> None:
                 f"{len(rows):,} watches",
                 "0",
                 unfinished == 0,
+            ),
+            Check(
+                "Watch: worker rounds per poll interval (task rows created)",
+                f"{rounds_per_interval:.2f} ({tasks[1]:,})",
+                f"{elapsed:.0f} s watched, one round due per interval",
+                "<= 1.2",
+                rounds_per_interval <= 1.2,
             ),
             Check(
                 "Watch: worker peak memory",
