@@ -215,6 +215,8 @@ def _serve(
 ) -> Iterator[Servers]:
     password = prepare(env, sim_port)
     simulate = ["simulate_zuora", "--port", str(sim_port), "--batch-seconds", str(batch_seconds)]
+    # One simulator stands in for every tenant of a benchmark; Zuora caps jobs per tenant.
+    simulate += ["--max-concurrent-jobs", "100000"]
     zuora = start(started, [*MANAGE, *simulate], env)
     aquadash = start(started, server, env)
     port = server[-1].rsplit(":", 1)[1]

@@ -114,6 +114,7 @@ class Simulator:
         clock: Callable[[], float] = time.time,
         token_lifetime: int = 3599,
         batch_seconds: float = 8.0,
+        max_concurrent_jobs: int = MAX_CONCURRENT_JOBS,
         unknown_job: str = "404",
         timezone: str = "America/Los_Angeles",
         clients: dict[str, str] | None = None,
@@ -128,6 +129,8 @@ class Simulator:
         self.clock = clock
         self.token_lifetime = token_lifetime
         self.batch_seconds = batch_seconds
+        # Zuora's cap is per tenant; a benchmark's one simulator stands in for many tenants.
+        self.max_concurrent_jobs = max_concurrent_jobs
         # How an unknown or purged job is answered: "404" (v1 not-found error) or "200" (AQuA
         # errorCode 90002). Zuora's docs do not say, so tests may change it at any time.
         self.unknown_job = str(unknown_job)
@@ -530,8 +533,8 @@ class Simulator:
         return json_response(200, rendered)
 
     def _check_concurrency(self, stateful: bool, now: float) -> None:
-        """Zuora refuses a job once 50 of its kind (stateful or stateless) are submitted or
-        executing in the tenant."""
+        """Zuora refuses a job once 50 (`max_concurrent_jobs`) of its kind, stateful or
+        stateless, are submitted or executing in the tenant."""
         with self._lock:
             active = sum(
                 1
@@ -540,7 +543,7 @@ class Simulator:
                 and job.stateful == stateful
                 and self._status(job, now) in ACTIVE_STATUSES
             )
-        if active >= MAX_CONCURRENT_JOBS:
+        if active >= self.max_concurrent_jobs:
             raise Rejected(
                 "90028",
                 "The total number of concurrent jobs has exceeded the limit allowed by the system.",
