@@ -151,6 +151,35 @@ def test_the_work_queue_sorts_by_each_column(finance_client, simulator_tenant, s
     assert names(html) == [f"Nightly export {n}" for n in order]
 
 
+@pytest.mark.parametrize("sort", ["-started", "started"])
+def test_jobs_without_a_start_time_come_last_in_both_start_orders_over_all_dates(
+    finance_client, simulator_tenant, make_tenant, sort
+):
+    acme = make_tenant("acme", groups=simulator_tenant.groups.all())
+    stored(simulator_tenant, 1, started_at=None)
+    stored(acme, 2)
+    stored(simulator_tenant, 3)
+
+    html = finance_client.get("/jobs/", {"sort": sort, "start": ""}).content.decode()
+
+    assert names(html)[-1] == "Nightly export 1"
+
+
+def test_the_work_queue_lists_and_counts_only_the_tenants_a_person_may_see(
+    finance_client, simulator_tenant, make_tenant
+):
+    make_tenant("acme", groups=simulator_tenant.groups.all())
+    hidden = make_tenant("hidden")
+    stored(simulator_tenant, 1)
+    for n in range(2, 5):
+        stored(hidden, n, started_at=NOW)  # newer: first on the page if it leaked
+
+    html = finance_client.get("/jobs/").content.decode()
+
+    assert names(html) == ["Nightly export 1"]
+    assert re.search(r"\b1 job\b", html) and "4 jobs" not in html
+
+
 def test_the_work_queue_sorts_by_tenant(finance_client, simulator_tenant, make_tenant):
     stored(simulator_tenant, 1)
     stored(make_tenant("acme", groups=simulator_tenant.groups.all()), 2)

@@ -1,7 +1,7 @@
 """Small template filters: status badges, the batches and timeline bars, timestamps and
 durations, so markup is not repeated."""
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from django import template
 from django.contrib.humanize.templatetags.humanize import naturaltime
@@ -96,12 +96,12 @@ def get_item(mapping: dict, key: str) -> object:
 
 
 @register.filter
-def moment(value: datetime | None) -> str:
-    """`2026-11-29 08:20:07 PST (3 hours ago)`, in the current time zone (the tenant's on job
-    pages)."""
+def moment(value: datetime | None, zone: tzinfo | None = None) -> str:
+    """`2026-11-29 08:20:07 PST (3 hours ago)`, in `zone` or else the current time zone (the
+    tenant's on job pages)."""
     if value is None:
         return "—"
-    value = timezone.localtime(value)
+    value = timezone.localtime(value, zone)
     return format_html(
         '<time datetime="{}">{} <span class="muted">({})</span></time>',
         value.isoformat(),
