@@ -39,6 +39,7 @@ RUNS = [
     ("watch.py", []),
     ("find.py", []),
     ("budget.py", []),
+    ("jobs_list.py", []),
 ]
 
 
