@@ -6,6 +6,7 @@ differs from the usual one only by case or a trailing space and so starts a new 
 This puts each batch (matched by name) beside the run before and flags what changed.
 """
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -53,15 +54,52 @@ class Comparison:
     batches: list[BatchChange]
     look_alikes: list[tuple[str, str]]  # known sessions equal to this one but for case/spaces
     problem: str = ""  # why no previous run could be found, when Zuora could not say
+    # The latest earlier run when it loaded the other way (full against incremental): its
+    # record counts measure something else, so it is named but not compared.
+    other_kind: zuora.Job | None = None
 
     @property
     def loaded_in_full(self) -> bool | None:
         """Every batch of this run was a full load (True), some was incremental (False), or
         Zuora did not say (None): what is known of whether the run continued a session."""
-        loads = {batch.full for batch in self.job.batches}
-        if False in loads:
-            return False
-        return True if loads == {True} else None
+        return loaded_in_full(batch.full for batch in self.job.batches)
+
+    @property
+    def other_kind_in_full(self) -> bool | None:
+        return loaded_in_full(batch.full for batch in self.other_kind.batches)
+
+    @property
+    def shows_records(self) -> bool:
+        return any(self._values(lambda batch: batch.record_count))
+
+    @property
+    def shows_load(self) -> bool:
+        return any(self._values(lambda batch: batch.full))
+
+    @property
+    def shows_ran(self) -> bool:
+        return any(row.before_ran or row.after_ran for row in self.batches)
+
+    def _values(self, field: Callable[[zuora.Batch], object]) -> Iterator[bool]:
+        """Whether each batch on either side has a value for `field`: columns without any
+        value are left out rather than shown as rows of dashes."""
+        for row in self.batches:
+            for batch in (row.before, row.after):
+                yield batch is not None and field(batch) is not None
+
+
+def loaded_in_full(loads: Iterable[bool | None]) -> bool | None:
+    """A run loaded in full (True) when every batch did, incrementally (False) when some batch
+    did, or unknown (None) when Zuora did not say."""
+    loads = set(loads)
+    if False in loads:
+        return False
+    return True if loads == {True} else None
+
+
+def comparable(one: bool | None, other: bool | None) -> bool:
+    """A full load and an incremental one count different things; unknown compares with any."""
+    return one is None or other is None or one == other
 
 
 def compare(tenant: Tenant, snapshot: JobSnapshot) -> Comparison:
@@ -71,6 +109,11 @@ def compare(tenant: Tenant, snapshot: JobSnapshot) -> Comparison:
     if previous is None:
         return Comparison(job, None, False, [], look_alikes, problem)
     previous_job = previous.job()
+    if not comparable(
+        loaded_in_full(batch.full for batch in job.batches),
+        loaded_in_full(batch.full for batch in previous_job.batches),
+    ):
+        return Comparison(job, None, from_zuora, [], look_alikes, other_kind=previous_job)
     ran_now, ran_before = (
         _durations(job, snapshot.timeline),
         _durations(previous_job, previous.timeline),
@@ -94,20 +137,29 @@ def compare(tenant: Tenant, snapshot: JobSnapshot) -> Comparison:
 def _previous_run(
     tenant: Tenant, job: zuora.Job, snapshot: JobSnapshot
 ) -> tuple[JobSnapshot | None, bool, str]:
-    """The latest completed run of the session that started before `job`: stored, else from
-    Zuora when its last completed job is older than this one (and then stored too)."""
+    """The latest completed run of the session that started before `job` and loaded the same
+    way (full or incremental), else the latest earlier run of the other kind: stored, else
+    from Zuora when its last completed job is older than this one (and then stored too)."""
     same_session = JobSnapshot.objects.filter(
         tenant=tenant, status="completed", raw__partner=job.partner, raw__project=job.project
     ).exclude(pk=snapshot.pk)
-    # Only the start times are read to choose: parsing each stored job would cost far more.
-    candidates = same_session.order_by("-last_fetched_at").values_list("pk", "raw__startTime")
-    earlier = [
-        (started, pk)
-        for pk, at in candidates[:200]
-        if (started := zuora.zuora_time(at, tenant.zoneinfo) or NEVER) < _started(job)
-    ]
+    # Only start times and load flags are read to choose: parsing each stored job would cost
+    # far more.
+    candidates = same_session.order_by("-last_fetched_at").values_list(
+        "pk", "raw__startTime", "raw__batches"
+    )
+    kind = loaded_in_full(batch.full for batch in job.batches)
+    earlier = sorted(
+        (
+            (started, pk, loaded_in_full(_full(each) for each in batches or ()))
+            for pk, at, batches in candidates[:200]
+            if (started := zuora.zuora_time(at, tenant.zoneinfo) or NEVER) < _started(job)
+        ),
+        reverse=True,
+    )
     if earlier:
-        return tenant.jobs.get(pk=max(earlier)[1]), False, ""
+        alike = [pk for _, pk, other in earlier if comparable(kind, other)]
+        return tenant.jobs.get(pk=(alike or [earlier[0][1]])[0]), False, ""
     try:
         with breaker.guarded(tenant):
             last = zuora.get_last_completed_job(
@@ -120,6 +172,14 @@ def _previous_run(
     if last.id == job.id or _started(last) >= _started(job):
         return None, False, ""
     return jobs.store_job(tenant, last, user=None), True, ""
+
+
+def _full(batch: object) -> bool | None:
+    """A stored batch's `full`, which Zuora may write as a string."""
+    full = batch.get("full") if isinstance(batch, dict) else None
+    if isinstance(full, str) and full.lower() in ("true", "false"):
+        return full.lower() == "true"
+    return full if isinstance(full, bool) else None
 
 
 def _started(job: zuora.Job) -> datetime:

@@ -195,3 +195,59 @@ def test_a_version_1_0_job_has_no_session_to_compare_with(client, simulator_tena
 
     assert "/compare/" not in page
     assert client.get(f"/t/sim/jobs/{'c' * 32}/compare/").status_code == 404
+
+
+def test_an_incremental_run_is_compared_with_the_previous_incremental_run(client, simulator_tenant):
+    stored(simulator_tenant, 1, "2026-11-01 02:00:00", {"Accounts": (100, False)})
+    stored(simulator_tenant, 2, "2026-11-02 02:00:00", {"Accounts": (90000, True)})  # a reload
+    job_id = stored(simulator_tenant, 3, "2026-11-03 02:00:00", {"Accounts": (110, False)})
+
+    page = card(client, simulator_tenant, job_id)
+
+    assert ">Nightly 1</a>" in page
+    assert cells(page, "Accounts")[1:4] == ["100", "110", "+10 %"]
+
+
+def test_a_full_run_is_compared_with_the_previous_full_run(client, simulator_tenant):
+    stored(simulator_tenant, 1, "2026-11-01 02:00:00", {"Accounts": (90000, True)})
+    stored(simulator_tenant, 2, "2026-11-02 02:00:00", {"Accounts": (12, False)})
+    job_id = stored(simulator_tenant, 3, "2026-11-03 02:00:00", {"Accounts": (90500, True)})
+
+    page = card(client, simulator_tenant, job_id)
+
+    assert ">Nightly 1</a>" in page
+    assert cells(page, "Accounts")[1:3] == ["90,000", "90,500"]
+
+
+def test_only_a_previous_full_load_is_called_not_comparable(client, simulator_tenant):
+    stored(simulator_tenant, 1, "2026-11-01 02:00:00", {"Accounts": (90000, True)})
+    job_id = stored(simulator_tenant, 2, "2026-11-02 02:00:00", {"Accounts": (12, False)})
+
+    page = card(client, simulator_tenant, job_id)
+
+    assert "Previous run was a full load: not comparable." in page
+    assert "Nightly 1</a>, started 2026-11-01 02:00 PST" in page
+    assert "%" not in re.sub(r"±[\d.]+ %", "", page.split('id="compare"')[1])
+    assert "<table" not in page
+
+
+def test_only_a_previous_incremental_run_is_called_not_comparable(client, simulator_tenant):
+    stored(simulator_tenant, 1, "2026-11-01 02:00:00", {"Accounts": (12, False)})
+    job_id = stored(simulator_tenant, 2, "2026-11-02 02:00:00", {"Accounts": (90000, True)})
+
+    page = card(client, simulator_tenant, job_id)
+
+    assert "Previous run was incremental: not comparable." in page
+    assert "<table" not in page
+
+
+def test_columns_without_any_value_are_hidden(client, simulator_tenant):
+    stored(simulator_tenant, 1, "2026-11-01 02:00:00", {"Accounts": (10, None)})
+    job_id = stored(simulator_tenant, 2, "2026-11-02 02:00:00", {"Accounts": (11, None)})
+
+    page = card(client, simulator_tenant, job_id)
+
+    assert "Records before" in page
+    assert "Load before" not in page  # Zuora said of no batch whether it loaded in full
+    assert "Ran before" not in page  # aquadash saw no batch start and end
+    assert cells(page, "Accounts") == ["Accounts", "10", "11", "+10 %"]
