@@ -296,6 +296,83 @@ def check_count(
     return Download.Outcome.COMPLETE, "", counted
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """What aquadash knows of a download's size before making it, without asking Zuora: the
+    records Zuora counted, the files, and a size scaled from a file of the job downloaded
+    before (Download trail), if any was."""
+
+    records: int | None
+    files: int
+    size: int | None  # bytes, as Zuora makes the files (compressed for gzip and zip)
+    measured: int  # the bytes of the file the size is scaled from
+    compressed: bool
+
+    @property
+    def too_big(self) -> bool:
+        return self.size is not None and self.size > settings.AQUADASH_CONFIRM_GB * 1e9
+
+
+def estimate(tenant: Tenant, job: zuora.Job, batches: list[zuora.Batch]) -> Estimate:
+    """The size of `batches` scaled from the job's largest file downloaded whole before: by
+    its bytes per record when its records were counted, else by its bytes per file."""
+    files = listed_files(job)
+    wanted = [batch for batch in batches if batch.file_ids]
+    counts = [batch.record_count for batch in wanted]
+    records = None if None in counts else sum(counts)
+    known = (
+        Download.objects.filter(
+            tenant=tenant,
+            job_id=job.id,
+            kind=Download.Kind.FILE,
+            variant="",
+            outcome=Download.Outcome.COMPLETE,
+        )
+        .order_by("-bytes_sent")
+        .values_list("file_id", "bytes_sent", "records_counted")[:20]
+    )
+    measured = next(((f, b, r) for f, b, r in known if f.lower() in files and b), None)
+    size = None
+    if measured:
+        _, length, counted = measured
+        if counted and records is not None:
+            size = round(length / counted * records)
+        else:
+            size = length * sum(len(batch.file_ids) for batch in wanted)
+    return Estimate(
+        records,
+        sum(len(batch.file_ids) for batch in wanted),
+        size,
+        measured[1] if measured else 0,
+        job.format.upper() in ("GZIP", "ZIP"),
+    )
+
+
+def confirmation(
+    request: HttpRequest, tenant: Tenant, job: zuora.Job, batches: list[zuora.Batch], what: str
+) -> HttpResponseBase | None:
+    """A page asking to confirm a download estimated above AQUADASH_CONFIRM_GB, unless the link
+    already carries `?confirm=1`: a plain link, so it works without JavaScript."""
+    if request.GET.get("confirm") == "1":
+        return None
+    sizes = estimate(tenant, job, batches)
+    if not sizes.too_big:
+        return None
+    query = request.GET.copy()
+    query["confirm"] = "1"
+    context = {
+        "tenant": tenant,
+        "job": job,
+        "what": what,
+        "estimate": sizes,
+        "limit_gb": settings.AQUADASH_CONFIRM_GB,
+        "anyway": f"{request.path}?{query.urlencode()}",
+    }
+    response = render(request, "download_confirm.html", context)
+    add_never_cache_headers(response)
+    return response
+
+
 def segment_list(batch: zuora.Batch) -> str:
     return "".join(f"{segment}\n" for segment in batch.segments)
 

@@ -414,6 +414,9 @@ AQUADASH_FIND_SECONDS = envfloat("AQUADASH_FIND_SECONDS", 8.0)
 # Comparing a stateful job with the previous run of its session: a batch whose records changed
 # by more than this many percent is highlighted.
 AQUADASH_COMPARE_THRESHOLD = envfloat("AQUADASH_COMPARE_THRESHOLD", 50.0)
+# A whole-batch or whole-job download estimated larger than this many GB asks to be confirmed
+# first: it may take long and fill a laptop's disk.
+AQUADASH_CONFIRM_GB = envfloat("AQUADASH_CONFIRM_GB", 2.0)
 # A watch ends on its own this many hours after it started, with a notice: Zuora stops a query
 # after 3 hours, so a job still running by then is worth telling someone about.
 AQUADASH_WATCH_HOURS = envint("AQUADASH_WATCH_HOURS", 24)

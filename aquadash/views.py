@@ -381,6 +381,9 @@ def batch_download(
 ) -> HttpResponse:
     """All of a batch's segments, in order, as one CSV with one header row."""
     job, batch = _job_and_batch(tenant, job_id, batch_id)
+    what = f"batch {batch.name or batch.batch_id} as one file"
+    if confirm := downloads.confirmation(request, tenant, job, [batch], what):
+        return confirm
     try:
         return downloads.whole_batch(request, tenant, job, batch)
     except zuora.ZuoraError as exc:
@@ -393,6 +396,10 @@ def batch_download(
 def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
     job = _snapshot_or_404(tenant, job_id).job()
+    if confirm := downloads.confirmation(
+        request, tenant, job, job.batches, "the whole job as a zip"
+    ):
+        return confirm
     try:
         return downloads.whole_job(request, tenant, job)
     except zuora.ZuoraError as exc:

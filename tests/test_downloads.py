@@ -694,3 +694,66 @@ def test_admins_read_the_download_trail_but_cannot_change_it(client, simulator_t
     assert f"{when} UTC" in listing.content.decode()  # the admin says which zone its times are in
     assert change.status_code == 403 and delete.status_code == 403
     assert Download.objects.get(pk=download.pk).outcome == "complete"
+
+
+# --- Large downloads ask first -----------------------------------------------------------------
+
+
+def with_one_part_downloaded(client, tenant, simulator) -> tuple[str, dict]:
+    """A job of 30 records in 3 segments whose first segment was downloaded: a known size."""
+    job_id = simulator.add_job(records=30, segments=3)
+    batch = looked_up(client, tenant, job_id)["batches"][0]
+    body(client.get(file_url(tenant, job_id, batch["segments"][0])))
+    return job_id, batch
+
+
+def test_a_whole_batch_over_the_limit_asks_first_saying_what_is_known(
+    client, simulator_tenant, simulator, settings
+):
+    settings.AQUADASH_CONFIRM_GB = 1e-9  # one byte
+    job_id, batch = with_one_part_downloaded(client, simulator_tenant, simulator)
+    asked = file_gets(simulator)
+
+    response = client.get(batch_url(simulator_tenant, job_id, batch["batchId"]) + "?as=excel")
+
+    page = re.sub(r"\s+", " ", response.content.decode())
+    assert response.status_code == 200 and not response.streaming
+    assert "30 records in 3 result files, about <strong>" in page
+    assert "estimated from a file of this job downloaded before" in page
+    assert (
+        'href="/t/sim/jobs/{}/batches/{}/download?as=excel&amp;confirm=1"'.format(
+            job_id, batch["batchId"]
+        )
+        in page
+    )
+    assert ">Download anyway</a>" in page
+    assert file_gets(simulator) == asked  # nothing fetched from Zuora to ask
+
+
+def test_download_anyway_downloads_the_whole_batch(client, simulator_tenant, simulator, settings):
+    settings.AQUADASH_CONFIRM_GB = 1e-9
+    job_id, batch = with_one_part_downloaded(client, simulator_tenant, simulator)
+
+    response = client.get(batch_url(simulator_tenant, job_id, batch["batchId"]) + "?confirm=1")
+
+    assert len(records(body(response))) == 1 + 30
+
+
+def test_a_whole_batch_under_the_limit_downloads_without_asking(
+    client, simulator_tenant, simulator
+):
+    job_id, batch = with_one_part_downloaded(client, simulator_tenant, simulator)
+
+    response = client.get(batch_url(simulator_tenant, job_id, batch["batchId"]))
+
+    assert len(records(body(response))) == 1 + 30
+
+
+def test_a_job_zip_over_the_limit_asks_first(client, simulator_tenant, simulator, settings):
+    settings.AQUADASH_CONFIRM_GB = 1e-9
+    job_id, _ = with_one_part_downloaded(client, simulator_tenant, simulator)
+
+    response = client.get(f"/t/sim/jobs/{job_id}/download.zip")
+
+    assert response.status_code == 200 and not response.streaming
+    assert f'href="/t/sim/jobs/{job_id}/download.zip?confirm=1"' in response.content.decode()
