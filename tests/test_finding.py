@@ -208,3 +208,29 @@ def test_an_id_that_is_not_32_hex_characters_is_refused_before_anything_is_asked
     assert response.status_code == 400
     assert client.get("/find/12345/").status_code == 404
     assert simulator.requests == [] and second_simulator.requests == []
+
+
+def test_not_found_advises_by_cause_for_each_tenant(
+    client, simulator_tenant, sandbox, second_simulator, staff, settings
+):
+    rejected = tenant_on(second_simulator, "rejected", settings, groups=(staff,))
+    rejected.set_secret("not-the-secret")
+    rejected.save()
+    down = tenant_on(second_simulator, "down", settings, groups=(staff,))
+    down.base_url = "http://127.0.0.1:1"
+    down.save()
+
+    page = find(client, "0123456789abcdef0123456789abcdef").content.decode()
+
+    assert "credentials rejected: retrying will not help" in page
+    assert "Zuora was not answering: try again" in page
+    assert page.count("no such job") == 2
+
+
+def test_not_found_offers_to_search_again(client, simulator_tenant, sandbox):
+    unknown = "0123456789abcdef0123456789abcdef"
+
+    page = find(client, unknown).content.decode()
+
+    assert f'<form method="get" action="/find/{unknown}/"' in page
+    assert ">Try again</button>" in page
