@@ -234,3 +234,19 @@ def test_not_found_offers_to_search_again(client, simulator_tenant, sandbox):
 
     assert f'<form method="get" action="/find/{unknown}/"' in page
     assert ">Try again</button>" in page
+
+
+def test_every_page_has_a_lookup_field_in_its_header(client, simulator_tenant):
+    page = client.get(f"/t/sim/jobs/{sim.MULTI_BATCH_JOB_ID}/").content.decode()
+
+    assert '<form method="get" action="/" class="header-lookup" role="search">' in page
+    assert '<label for="header-job" class="visually-hidden">Look up a job</label>' in page
+
+
+def test_the_header_lookup_without_a_tenant_opens_the_job_in_any_visible_tenant(
+    client, simulator_tenant
+):
+    response = client.get("/", {"job": sim.MULTI_BATCH_JOB_ID.upper()})
+
+    assert response.status_code == 302
+    assert response.url == f"/find/{sim.MULTI_BATCH_JOB_ID}/"
