@@ -16,6 +16,8 @@ from django.db import connections
 from aquadash import jobs, zuora
 from aquadash.models import JobSnapshot, Tenant
 
+NOT_ANSWERING = "Zuora was not answering: try again"
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -25,6 +27,7 @@ class Answer:
     found: bool
     said: str  # in words: "has it (completed)", "does not have it", the error's message
     answered: bool = True  # False: could not say (down, slow, rate limited, credentials)
+    advice: str = ""  # by cause, when not found: whether asking again can help
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ def find(tenants: list[Tenant], job_id: str, *, user: AbstractBaseUser) -> Searc
             False,
             f"did not answer within {settings.AQUADASH_FIND_SECONDS:g} seconds",
             answered=False,
+            advice=NOT_ANSWERING,
         )
         for tenant, future in asking.items()
     ]
@@ -75,12 +79,25 @@ def _ask(tenant: Tenant, job_id: str, user: AbstractBaseUser) -> Answer:
     try:
         state = jobs.fetch_job(tenant, job_id, user=user)
     except zuora.JobNotFound:
-        return Answer(tenant, False, "does not have it")
+        return Answer(tenant, False, "does not have it", advice="no such job")
     except zuora.ZuoraError as exc:
-        return Answer(tenant, False, exc.message, answered=False)
+        return Answer(tenant, False, exc.message, answered=False, advice=_advice(exc))
     finally:
         connections.close_all()  # this thread's own database connection
     return Answer(tenant, True, _has_it(state.job.status))
+
+
+def _advice(exc: zuora.ZuoraError) -> str:
+    """Whether trying the search again can help with what this tenant answered."""
+    if isinstance(exc, zuora.CredentialsRejected):
+        return "credentials rejected: retrying will not help"
+    if isinstance(exc, zuora.RateLimited):
+        return "Zuora asks us to slow down: try again in a minute"
+    if isinstance(exc, zuora.ZuoraUnavailable):
+        return NOT_ANSWERING
+    if exc.next_step == "retry":
+        return f"{exc.summary}: try again"
+    return f"{exc.summary}: retrying will not help"
 
 
 def _has_it(status: str) -> str:

@@ -45,13 +45,15 @@ class LookupForm(TenantChoiceForm):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+        # The header's field, on every page, names no tenant: any tenant the person may see.
+        self.fields["tenant"].required = False
         if len(self.tenants) > 1:  # and then the default: people paste IDs without a tenant
             field = self.fields["tenant"]
             field.choices = [(ANY_TENANT, "Any tenant I can see"), *field.choices]
             self.initial = {**self.initial, "tenant": ANY_TENANT}  # a copy: the view shares it
 
     def clean_tenant(self) -> Tenant | None:
-        if self.cleaned_data["tenant"] == ANY_TENANT:
+        if self.cleaned_data["tenant"] in (ANY_TENANT, ""):
             return None
         return super().clean_tenant()
 

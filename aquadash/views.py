@@ -189,6 +189,17 @@ def job_response(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState)
         "tenant": tenant,
         "job": state.job,
         "live": live,
+        # The same ID stored in another tenant the person may see (a sandbox copied from
+        # production, say): one query, on the (tenant, job ID) unique index.
+        "also_in": [
+            snapshot.tenant
+            for snapshot in JobSnapshot.objects.filter(
+                job_id=state.job.id, tenant__in=Tenant.objects.visible_to(request.user)
+            )
+            .exclude(tenant=tenant)
+            .select_related("tenant")
+            .order_by("tenant__name")
+        ],
     }
     return _in_tenant_zone(request, tenant, "job.html", context)
 

@@ -208,3 +208,45 @@ def test_an_id_that_is_not_32_hex_characters_is_refused_before_anything_is_asked
     assert response.status_code == 400
     assert client.get("/find/12345/").status_code == 404
     assert simulator.requests == [] and second_simulator.requests == []
+
+
+def test_not_found_advises_by_cause_for_each_tenant(
+    client, simulator_tenant, sandbox, second_simulator, staff, settings
+):
+    rejected = tenant_on(second_simulator, "rejected", settings, groups=(staff,))
+    rejected.set_secret("not-the-secret")
+    rejected.save()
+    down = tenant_on(second_simulator, "down", settings, groups=(staff,))
+    down.base_url = "http://127.0.0.1:1"
+    down.save()
+
+    page = find(client, "0123456789abcdef0123456789abcdef").content.decode()
+
+    assert "credentials rejected: retrying will not help" in page
+    assert "Zuora was not answering: try again" in page
+    assert page.count("no such job") == 2
+
+
+def test_not_found_offers_to_search_again(client, simulator_tenant, sandbox):
+    unknown = "0123456789abcdef0123456789abcdef"
+
+    page = find(client, unknown).content.decode()
+
+    assert f'<form method="get" action="/find/{unknown}/"' in page
+    assert ">Try again</button>" in page
+
+
+def test_every_page_has_a_lookup_field_in_its_header(client, simulator_tenant):
+    page = client.get(f"/t/sim/jobs/{sim.MULTI_BATCH_JOB_ID}/").content.decode()
+
+    assert '<form method="get" action="/" class="header-lookup" role="search">' in page
+    assert '<label for="header-job" class="visually-hidden">Look up a job</label>' in page
+
+
+def test_the_header_lookup_without_a_tenant_opens_the_job_in_any_visible_tenant(
+    client, simulator_tenant
+):
+    response = client.get("/", {"job": sim.MULTI_BATCH_JOB_ID.upper()})
+
+    assert response.status_code == 302
+    assert response.url == f"/find/{sim.MULTI_BATCH_JOB_ID}/"

@@ -859,3 +859,42 @@ def test_records_not_yet_known_are_a_dash_not_zero(client, simulator_tenant):
     assert all("—" in cell for cell in cells[2:])  # still pending
     assert "1 completed of 5" in html
     assert '<rect class="completed" x="0" width="20" height="1"/>' in html
+
+
+# --- Moving between jobs ------------------------------------------------------------------------
+
+
+def stored_also_in(tenant: Tenant, job_id: str) -> None:
+    """`tenant` has stored the same job ID, as a sandbox copied from production would."""
+    snapshot = JobSnapshot.objects.get(job_id=job_id)
+    snapshot.pk, snapshot.tenant = None, tenant
+    snapshot.save()
+
+
+def test_a_job_page_names_another_visible_tenant_that_stored_the_same_id(
+    client, simulator_tenant, make_tenant
+):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    sandbox = make_tenant(
+        "sandbox", name="Sandbox (copy of Demo)", groups=tuple(simulator_tenant.groups.all())
+    )
+    stored_also_in(sandbox, sim.MULTI_BATCH_JOB_ID)
+
+    page = client.get(url).content.decode()
+
+    link = f'<a href="{job_url(sandbox, sim.MULTI_BATCH_JOB_ID)}">Sandbox (copy of Demo)</a>'
+    assert f"also in: {link}" in page
+
+
+def test_a_job_page_never_names_a_tenant_the_person_may_not_see(
+    client, simulator_tenant, make_tenant
+):
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    stored_also_in(make_tenant("secret-subsidiary"), sim.MULTI_BATCH_JOB_ID)  # granted to nobody
+
+    page = client.get(url).content.decode()
+
+    assert "also in" not in page
+    assert "Secret Subsidiary" not in page and "secret-subsidiary" not in page

@@ -42,7 +42,7 @@ def job_url(tenant: Tenant, job_id: str) -> str:
     return f"/t/{tenant.slug}/jobs/{job_id}/"
 
 
-def test_a_stored_job_page_costs_five_queries_and_writes_only_its_lookup_row(
+def test_a_stored_job_page_costs_six_queries_and_writes_only_its_lookup_row(
     client, simulator_tenant
 ):
     url = job_url(simulator_tenant, sim.ZIP_JOB_ID)  # completed, with files and counts to show
@@ -54,7 +54,8 @@ def test_a_stored_job_page_costs_five_queries_and_writes_only_its_lookup_row(
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url).status_code == 200
 
-    assert len(queries) <= 5, tables_read(queries)
+    # The sixth: the other tenants the person may see that stored the same job ID ("also in").
+    assert len(queries) <= 6, tables_read(queries)
     assert writes(queries) == ["INSERT INTO aquadash_lookup"]
 
 

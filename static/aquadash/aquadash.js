@@ -64,7 +64,7 @@
   // field (a job ID has no "/"; the hint invites pressing it while the field has focus).
   document.addEventListener("keydown", function (event) {
     if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
-    var field = document.getElementById("id_job");
+    var field = document.getElementById("id_job") || document.getElementById("header-job");
     var typing = event.target.closest("input, textarea, select");
     if (!field || (typing && !(event.target === field && field.value === ""))) return;
     event.preventDefault();
