@@ -515,6 +515,7 @@ def _error_page(
         "final": exc.next_step == "home",  # asking again cannot help: polling stops
         "poll_seconds": job_facts.poll_seconds(tenant, None, _failures(request) + 1, exc),
         "failures": _failures(request) + 1,
+        "retry_at": exc.retry_after and timezone.now() + timedelta(seconds=exc.retry_after),
         "admin_url": reverse("admin:aquadash_tenant_change", args=[tenant.pk])
         if request.user.has_perm("aquadash.change_tenant")
         else "",

@@ -1,5 +1,6 @@
 """The job pages: lookup, permalink, live refresh that stops, stored memory and every error."""
 
+import dataclasses
 import re
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlsplit
@@ -415,6 +416,24 @@ def test_rate_limited_page_says_when_to_retry(client, simulator_tenant, simulato
     response = client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID))
 
     assert response["Retry-After"] == "120"
+
+
+def test_a_shared_rate_limit_counts_down_from_when_zuora_answered(
+    client, simulator_tenant, simulator
+):
+    simulator.add_fault("rate_limited", job_id=sim.MULTI_BATCH_JOB_ID, seconds=120)
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    key = jobs.shared_key(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    answer = jobs.shared_cache.get(key)
+    jobs.shared_cache.set(key, dataclasses.replace(answer, at=answer.at - 30.5))  # 30 s later
+
+    again = client.get(url)
+
+    html = again.content.decode()
+    assert "Try again in 90 seconds" in html and "120 seconds" not in html
+    assert again["Retry-After"] == "90"
+    assert "Zuora will answer again from" in html
 
 
 def test_a_slow_zuora_is_a_504(client, simulator_tenant, simulator, settings):
