@@ -506,19 +506,30 @@ def _error_page(
 ) -> HttpResponse:
     """A failure a person can act on, with the status code that names it; `title` when the
     error's own does not fit the page."""
+    admin_url = (
+        reverse("admin:aquadash_tenant_change", args=[tenant.pk])
+        if request.user.has_perm("aquadash.change_tenant")
+        else ""
+    )
+    message = exc.message
+    if admin_url and exc.next_step == "admin":
+        # The button below is how they fix it themselves: no "ask an admin" for an admin.
+        message = message.partition(" Ask an admin")[0]
     context = {
         "tenant": tenant,
         "job_id": job_id,
         "error": exc,
+        "message": message,
         "title": title or exc.title,
         "no_stored_copy": isinstance(exc, zuora.JobNotFound) and bool(job_id),
         "final": exc.next_step == "home",  # asking again cannot help: polling stops
         "poll_seconds": job_facts.poll_seconds(tenant, None, _failures(request) + 1, exc),
         "failures": _failures(request) + 1,
         "retry_at": exc.retry_after and timezone.now() + timedelta(seconds=exc.retry_after),
-        "admin_url": reverse("admin:aquadash_tenant_change", args=[tenant.pk])
-        if request.user.has_perm("aquadash.change_tenant")
-        else "",
+        "admin_url": admin_url,
+        "other_tenants": Tenant.objects.visible_to(request.user).exclude(pk=tenant.pk)
+        if exc.next_step == "admin" and not admin_url
+        else (),
     }
     if polling:
         # htmx swaps only 2xx answers; the fragment itself says what went wrong.

@@ -466,6 +466,37 @@ def test_rejected_credentials_are_a_502_with_a_link_for_admins(
     assert "Try again" not in as_member.content.decode()
 
 
+def test_a_member_meeting_rejected_credentials_is_offered_their_other_tenants(
+    simulator_tenant, make_tenant, make_user, simulator
+):
+    simulator_tenant.set_secret("not-the-secret")
+    simulator_tenant.save()
+    other = make_tenant("acme", groups=simulator_tenant.groups.all())
+    make_tenant("hidden")
+    member = Client()
+    member.force_login(make_user("member", groups=simulator_tenant.groups.all()))
+
+    html = member.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)).content.decode()
+
+    assert "Look up another job" in html
+    assert f'href="/t/{other.slug}/jobs/">{other.name}</a>' in html
+    assert "/t/hidden/" not in html
+
+
+def test_an_admin_meeting_rejected_credentials_is_not_told_to_ask_an_admin(
+    simulator_tenant, make_user, simulator
+):
+    simulator_tenant.set_secret("not-the-secret")
+    simulator_tenant.save()
+    admin = Client()
+    admin.force_login(make_user("root", superuser=True))
+
+    html = admin.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)).content.decode()
+
+    assert "Zuora rejected the stored credentials" in html
+    assert "ask an admin" not in html.lower()
+
+
 def test_unreadable_stored_credentials_are_a_503_without_calling_zuora(
     client, simulator_tenant, simulator, settings
 ):
