@@ -158,15 +158,16 @@ def last_completed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     return redirect("job", tenant_slug=tenant.slug, job_id=job.id)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @tenant_required
 def job_page(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
-    """The job's permalink. htmx polls it for the `live` partial until the job is final."""
+    """The job's permalink. htmx polls it for the `live` partial until the job is final.
+    A POST is "Refresh from Zuora": it asks again and redirects back here, so no address that
+    asks Zuora is left to be reloaded or shared."""
     polling = bool(request.htmx)
+    refresh = request.method == "POST"
     try:
-        state = jobs.fetch_job(
-            tenant, job_id, user=request.user, refresh="refresh" in request.GET, paced=polling
-        )
+        state = jobs.fetch_job(tenant, job_id, user=request.user, refresh=refresh, paced=polling)
     except zuora.ZuoraError as exc:
         if not polling:
             Lookup.record(request.user, tenant, job_id, error=exc)
@@ -175,6 +176,8 @@ def job_page(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpRespo
         Lookup.record(request.user, tenant, job_id, job=state.job, gone=state.gone)
         if request.session.get("last_tenant") != tenant.slug:  # a session write only on change
             request.session["last_tenant"] = tenant.slug
+    if refresh and not state.error:  # a failed refresh is shown here: the next page would not
+        return redirect("job", tenant_slug=tenant.slug, job_id=state.job.id)
     return job_response(request, tenant, state)
 
 

@@ -250,7 +250,7 @@ def test_a_kept_final_job_shows_a_renamed_tenant_and_a_vanished_job_at_once(
 
     simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
     next_interval()
-    client.get(url + "?refresh=1")
+    client.post(url)
     stored_a_while_ago(sim.MULTI_BATCH_JOB_ID, field="gone_at")
     assert "Zuora no longer has this job" in client.get(url).content.decode()
 
@@ -301,7 +301,7 @@ def test_a_job_zuora_forgot_is_explained_from_what_was_stored(client, simulator_
     simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
     next_interval()
 
-    response = client.get(url + "?refresh=1")
+    response = client.post(url, follow=True)
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -519,12 +519,51 @@ def test_a_bad_job_id_is_refused_before_zuora_is_asked(client, simulator_tenant,
     assert simulator.count() == 0
 
 
+def test_refresh_from_zuora_posts_and_comes_back_to_the_clean_job_address(
+    simulator_tenant, simulator, make_user
+):
+    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
+    member = Client(enforce_csrf_checks=True)
+    member.force_login(make_user("member", groups=simulator_tenant.groups.all()))
+    html = member.get(url).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)[1]
+    next_interval()
+
+    response = member.post(url, {"csrfmiddlewaretoken": token})
+
+    assert response.status_code == 302 and response["Location"] == url
+    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
+
+
+def test_a_refresh_address_does_not_ask_zuora_again(client, simulator_tenant, simulator):
+    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
+    client.get(url)
+    next_interval()
+
+    client.get(url + "?refresh=1")
+
+    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 1
+
+
+def test_a_refresh_without_its_form_token_is_refused(simulator_tenant, simulator, make_user):
+    member = Client(enforce_csrf_checks=True)
+    member.force_login(make_user("member", groups=simulator_tenant.groups.all()))
+
+    response = member.post(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID))
+
+    assert response.status_code == 403
+    assert simulator.count() == 0
+
+
 def test_an_outsider_gets_the_missing_tenant_404_and_zuora_is_not_asked(
     simulator_tenant, simulator, outsider_client
 ):
-    for suffix in ["", "?refresh=1", "raw.json"]:
+    for suffix in ["", "raw.json"]:
         response = outsider_client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID, suffix))
         assert response.status_code == 404
+    assert (
+        outsider_client.post(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)).status_code == 404
+    )
     assert (
         outsider_client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID), **HTMX).status_code
         == 404
@@ -642,7 +681,11 @@ def test_pages_carry_a_strict_csp_with_a_fresh_nonce(client, simulator_tenant):
 def test_without_javascript_the_page_has_a_refresh_link(client, simulator_tenant):
     html = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID)).content.decode()
 
-    assert f'href="{job_url(simulator_tenant, sim.RUNNING_JOB_ID)}?refresh=1"' in html
+    assert (
+        f'<form id="refresh" method="post" action="{job_url(simulator_tenant, sim.RUNNING_JOB_ID)}"'
+        in html
+    )
+    assert '<button type="submit" form="refresh">Refresh from Zuora</button>' in html
     assert re.findall(r"<button[^>]*data-copy", html)
     assert all(" hidden " in tag for tag in re.findall(r"<button[^>]*data-copy", html))
     assert '<span class="needs-js" hidden>Refreshing every' in html

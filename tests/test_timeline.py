@@ -73,7 +73,7 @@ def test_a_status_keeps_the_time_it_was_first_seen(client, simulator_tenant, clo
     first = JobSnapshot.objects.get(job_id=sim.RUNNING_JOB_ID).timeline
     clock(1)  # still the same statuses
 
-    client.get(url + "?refresh=1")
+    client.post(url)
 
     assert JobSnapshot.objects.get(job_id=sim.RUNNING_JOB_ID).timeline == first
 
