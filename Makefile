@@ -30,14 +30,18 @@ run demo-passwords: export AQUADASH_SIMULATOR_URL ?= http://127.0.0.1:$(SIM_PORT
 # The web server and the worker are two processes: without Redis they share answers and locks
 # through a cache table in the SQLite database.
 run: export CACHE_TABLE ?= aquadash_cache
+# The demo users' passwords and the addresses are printed last, after the simulator's and the
+# worker's start-up lines, just before the server's banner, where they are easy to find.
 run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createcachetable
-	$(BIN)/python manage.py setup_demo
-	@$(BIN)/python manage.py simulate_zuora --port $(SIM_PORT) & sim=$$!; \
+	@demo=$$($(BIN)/python manage.py setup_demo) || exit 1; \
+	  $(BIN)/python manage.py simulate_zuora --port $(SIM_PORT) & sim=$$!; \
 	  $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
 	  trap 'kill $$sim $$worker 2>/dev/null' EXIT INT TERM; \
+	  sleep 1; \
+	  echo; echo "$$demo"; \
 	  echo "Zuora simulator: http://127.0.0.1:$(SIM_PORT)"; \
 	  echo "Worker:          watched jobs and notifications (e-mails print here)"; \
 	  echo "aquadash:        http://127.0.0.1:$(PORT)/"; \

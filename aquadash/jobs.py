@@ -7,6 +7,7 @@ A final job never changes, so once stored it is served without calling Zuora at 
 """
 
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -256,10 +257,17 @@ def _state_from_cache(
 ) -> JobState:
     """The last answer any server had from Zuora, as a state or as the error it was."""
     if cached.raw is None:
-        error = _error_class(cached.error)(
-            cached.message, track_id=cached.track_id, request_id=cached.request_id
+        cls = _error_class(cached.error)
+        ids = {"track_id": cached.track_id, "request_id": cached.request_id}
+        # Zuora's wait counted from when it answered, not from now.
+        left = cached.retry_after and max(
+            1, math.ceil(cached.at + cached.retry_after - time.time())
         )
-        error.retry_after = cached.retry_after
+        if issubclass(cls, zuora.RateLimited):
+            error = cls(cached.message, retry_after=left or None, **ids)
+        else:
+            error = cls(cached.message, **ids)
+            error.retry_after = left or None
         if snapshot is None:
             raise error
         if isinstance(error, zuora.JobNotFound):
@@ -320,7 +328,7 @@ def _remember_failure(key: str, exc: zuora.ZuoraError) -> float:
         key,
         fresh_for=fresh_for,
         error=type(exc).__name__,
-        message=exc.message,
+        message=exc.reason if isinstance(exc, zuora.RateLimited) else exc.message,
         track_id=exc.track_id,
         request_id=exc.request_id,
         retry_after=exc.retry_after,

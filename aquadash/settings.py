@@ -469,6 +469,11 @@ LOGGING = {
         },
     },
     # Replaces Django's own "django" handlers so error mails go through the redacting filter.
-    "loggers": {"django": {"handlers": ["mail_admins"], "level": "INFO"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        # The sign-in throttle logs four INFO lines per sign-in, drowning what a terminal is
+        # read for (the worker's e-mails): only at LOG_LEVEL=DEBUG.
+        "axes": {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

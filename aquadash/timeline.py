@@ -35,6 +35,9 @@ class BatchTimeline:
     ran: timedelta | None  # from first seen running until first seen done (or now)
     ran_at_least: bool  # first seen already running: it started earlier
     running: bool
+    just_started: bool  # seen running for less than a second: "0 s" would read as stuck
+    waiting: timedelta | None  # still waiting: from the job's start until now
+    done_unseen: bool  # first seen done: it waited and ran before aquadash looked
     stopped_by: datetime | None  # while running: Zuora's limit stops it by then at the latest
     spans: tuple[Span, ...]
 
@@ -70,9 +73,12 @@ def for_job(job: zuora.Job, seen: dict, started_at: datetime | None) -> list[Bat
         finals = [at for s, at in statuses.items() if s in zuora.FINAL_BATCH_STATUSES]
         ended = min(finals, default=None)
         running = began is not None and ended is None
+        still_waiting = waited_since is not None and began is None and ended is None
         spans = []
         if waited_since and began:
             spans.append(stretch("waiting", waited_since, began))
+        if still_waiting:
+            spans.append(stretch("waiting", waited_since, now))
         if began:
             spans.append(stretch("running", began, ended or now))
         timelines.append(
@@ -83,6 +89,9 @@ def for_job(job: zuora.Job, seen: dict, started_at: datetime | None) -> list[Bat
                 ran=((ended or now) - began) if began else None,
                 ran_at_least=bool(began) and not any(s in statuses for s in WAITING),
                 running=running,
+                just_started=running and now - began < timedelta(seconds=1),
+                waiting=now - waited_since if still_waiting else None,
+                done_unseen=bool(finals) and set(statuses) <= set(zuora.FINAL_BATCH_STATUSES),
                 stopped_by=began + QUERY_LIMIT if running else None,
                 spans=tuple(spans),
             )

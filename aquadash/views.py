@@ -158,15 +158,16 @@ def last_completed(request: HttpRequest, tenant: Tenant) -> HttpResponse:
     return redirect("job", tenant_slug=tenant.slug, job_id=job.id)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @tenant_required
 def job_page(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
-    """The job's permalink. htmx polls it for the `live` partial until the job is final."""
+    """The job's permalink. htmx polls it for the `live` partial until the job is final.
+    A POST is "Refresh from Zuora": it asks again and redirects back here, so no address that
+    asks Zuora is left to be reloaded or shared."""
     polling = bool(request.htmx)
+    refresh = request.method == "POST"
     try:
-        state = jobs.fetch_job(
-            tenant, job_id, user=request.user, refresh="refresh" in request.GET, paced=polling
-        )
+        state = jobs.fetch_job(tenant, job_id, user=request.user, refresh=refresh, paced=polling)
     except zuora.ZuoraError as exc:
         if not polling:
             Lookup.record(request.user, tenant, job_id, error=exc)
@@ -175,6 +176,8 @@ def job_page(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpRespo
         Lookup.record(request.user, tenant, job_id, job=state.job, gone=state.gone)
         if request.session.get("last_tenant") != tenant.slug:  # a session write only on change
             request.session["last_tenant"] = tenant.slug
+    if refresh and not state.error:  # a failed refresh is shown here: the next page would not
+        return redirect("job", tenant_slug=tenant.slug, job_id=state.job.id)
     return job_response(request, tenant, state)
 
 
@@ -524,18 +527,30 @@ def _error_page(
 ) -> HttpResponse:
     """A failure a person can act on, with the status code that names it; `title` when the
     error's own does not fit the page."""
+    admin_url = (
+        reverse("admin:aquadash_tenant_change", args=[tenant.pk])
+        if request.user.has_perm("aquadash.change_tenant")
+        else ""
+    )
+    message = exc.message
+    if admin_url and exc.next_step == "admin":
+        # The button below is how they fix it themselves: no "ask an admin" for an admin.
+        message = message.partition(" Ask an admin")[0]
     context = {
         "tenant": tenant,
         "job_id": job_id,
         "error": exc,
+        "message": message,
         "title": title or exc.title,
         "no_stored_copy": isinstance(exc, zuora.JobNotFound) and bool(job_id),
         "final": exc.next_step == "home",  # asking again cannot help: polling stops
         "poll_seconds": job_facts.poll_seconds(tenant, None, _failures(request) + 1, exc),
         "failures": _failures(request) + 1,
-        "admin_url": reverse("admin:aquadash_tenant_change", args=[tenant.pk])
-        if request.user.has_perm("aquadash.change_tenant")
-        else "",
+        "retry_at": exc.retry_after and timezone.now() + timedelta(seconds=exc.retry_after),
+        "admin_url": admin_url,
+        "other_tenants": Tenant.objects.visible_to(request.user).exclude(pk=tenant.pk)
+        if exc.next_step == "admin" and not admin_url
+        else (),
     }
     if polling:
         # htmx swaps only 2xx answers; the fragment itself says what went wrong.

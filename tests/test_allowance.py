@@ -216,7 +216,7 @@ def test_a_refresh_is_not_slowed(client, simulator, simulator_tenant, old_job):
     client.get(job_url(simulator_tenant, old_job))
     answer_is_ten_seconds_old(simulator_tenant, old_job)
 
-    client.get(job_url(simulator_tenant, old_job) + "?refresh=1")
+    client.post(job_url(simulator_tenant, old_job))
 
     assert job_gets(simulator, old_job) == 2
 

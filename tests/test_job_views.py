@@ -1,5 +1,6 @@
 """The job pages: lookup, permalink, live refresh that stops, stored memory and every error."""
 
+import dataclasses
 import re
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import urlsplit
@@ -249,7 +250,7 @@ def test_a_kept_final_job_shows_a_renamed_tenant_and_a_vanished_job_at_once(
 
     simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
     next_interval()
-    client.get(url + "?refresh=1")
+    client.post(url)
     stored_a_while_ago(sim.MULTI_BATCH_JOB_ID, field="gone_at")
     assert "Zuora no longer has this job" in client.get(url).content.decode()
 
@@ -300,7 +301,7 @@ def test_a_job_zuora_forgot_is_explained_from_what_was_stored(client, simulator_
     simulator.forget_job(sim.MULTI_BATCH_JOB_ID)
     next_interval()
 
-    response = client.get(url + "?refresh=1")
+    response = client.post(url, follow=True)
 
     html = response.content.decode()
     assert response.status_code == 200
@@ -417,6 +418,24 @@ def test_rate_limited_page_says_when_to_retry(client, simulator_tenant, simulato
     assert response["Retry-After"] == "120"
 
 
+def test_a_shared_rate_limit_counts_down_from_when_zuora_answered(
+    client, simulator_tenant, simulator
+):
+    simulator.add_fault("rate_limited", job_id=sim.MULTI_BATCH_JOB_ID, seconds=120)
+    url = job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    client.get(url)
+    key = jobs.shared_key(simulator_tenant, sim.MULTI_BATCH_JOB_ID)
+    answer = jobs.shared_cache.get(key)
+    jobs.shared_cache.set(key, dataclasses.replace(answer, at=answer.at - 30.5))  # 30 s later
+
+    again = client.get(url)
+
+    html = again.content.decode()
+    assert "Try again in 90 seconds" in html and "120 seconds" not in html
+    assert again["Retry-After"] == "90"
+    assert "Zuora will answer again from" in html
+
+
 def test_a_slow_zuora_is_a_504(client, simulator_tenant, simulator, settings):
     settings.ZUORA_READ_TIMEOUT = 0.3
     simulator.add_fault("slow", job_id=sim.MULTI_BATCH_JOB_ID, seconds=1.5)
@@ -447,6 +466,37 @@ def test_rejected_credentials_are_a_502_with_a_link_for_admins(
     assert "Try again" not in as_member.content.decode()
 
 
+def test_a_member_meeting_rejected_credentials_is_offered_their_other_tenants(
+    simulator_tenant, make_tenant, make_user, simulator
+):
+    simulator_tenant.set_secret("not-the-secret")
+    simulator_tenant.save()
+    other = make_tenant("acme", groups=simulator_tenant.groups.all())
+    make_tenant("hidden")
+    member = Client()
+    member.force_login(make_user("member", groups=simulator_tenant.groups.all()))
+
+    html = member.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)).content.decode()
+
+    assert "Look up another job" in html
+    assert f'href="/t/{other.slug}/jobs/">{other.name}</a>' in html
+    assert "/t/hidden/" not in html
+
+
+def test_an_admin_meeting_rejected_credentials_is_not_told_to_ask_an_admin(
+    simulator_tenant, make_user, simulator
+):
+    simulator_tenant.set_secret("not-the-secret")
+    simulator_tenant.save()
+    admin = Client()
+    admin.force_login(make_user("root", superuser=True))
+
+    html = admin.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)).content.decode()
+
+    assert "Zuora rejected the stored credentials" in html
+    assert "ask an admin" not in html.lower()
+
+
 def test_unreadable_stored_credentials_are_a_503_without_calling_zuora(
     client, simulator_tenant, simulator, settings
 ):
@@ -469,12 +519,51 @@ def test_a_bad_job_id_is_refused_before_zuora_is_asked(client, simulator_tenant,
     assert simulator.count() == 0
 
 
+def test_refresh_from_zuora_posts_and_comes_back_to_the_clean_job_address(
+    simulator_tenant, simulator, make_user
+):
+    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
+    member = Client(enforce_csrf_checks=True)
+    member.force_login(make_user("member", groups=simulator_tenant.groups.all()))
+    html = member.get(url).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)[1]
+    next_interval()
+
+    response = member.post(url, {"csrfmiddlewaretoken": token})
+
+    assert response.status_code == 302 and response["Location"] == url
+    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
+
+
+def test_a_refresh_address_does_not_ask_zuora_again(client, simulator_tenant, simulator):
+    url = job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID)
+    client.get(url)
+    next_interval()
+
+    client.get(url + "?refresh=1")
+
+    assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 1
+
+
+def test_a_refresh_without_its_form_token_is_refused(simulator_tenant, simulator, make_user):
+    member = Client(enforce_csrf_checks=True)
+    member.force_login(make_user("member", groups=simulator_tenant.groups.all()))
+
+    response = member.post(job_url(simulator_tenant, sim.DOC_FILEID_JOB_ID))
+
+    assert response.status_code == 403
+    assert simulator.count() == 0
+
+
 def test_an_outsider_gets_the_missing_tenant_404_and_zuora_is_not_asked(
     simulator_tenant, simulator, outsider_client
 ):
-    for suffix in ["", "?refresh=1", "raw.json"]:
+    for suffix in ["", "raw.json"]:
         response = outsider_client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID, suffix))
         assert response.status_code == 404
+    assert (
+        outsider_client.post(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID)).status_code == 404
+    )
     assert (
         outsider_client.get(job_url(simulator_tenant, sim.MULTI_BATCH_JOB_ID), **HTMX).status_code
         == 404
@@ -592,7 +681,11 @@ def test_pages_carry_a_strict_csp_with_a_fresh_nonce(client, simulator_tenant):
 def test_without_javascript_the_page_has_a_refresh_link(client, simulator_tenant):
     html = client.get(job_url(simulator_tenant, sim.RUNNING_JOB_ID)).content.decode()
 
-    assert f'href="{job_url(simulator_tenant, sim.RUNNING_JOB_ID)}?refresh=1"' in html
+    assert (
+        f'<form id="refresh" method="post" action="{job_url(simulator_tenant, sim.RUNNING_JOB_ID)}"'
+        in html
+    )
+    assert '<button type="submit" form="refresh">Refresh from Zuora</button>' in html
     assert re.findall(r"<button[^>]*data-copy", html)
     assert all(" hidden " in tag for tag in re.findall(r"<button[^>]*data-copy", html))
     assert '<span class="needs-js" hidden>Refreshing every' in html

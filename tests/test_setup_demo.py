@@ -2,6 +2,8 @@
 
 import io
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -77,3 +79,16 @@ def test_setup_demo_explains_a_simulator_url_not_in_zuora_extra_hosts(
     settings.ZUORA_EXTRA_HOSTS = frozenset()
     with pytest.raises(CommandError, match="ZUORA_EXTRA_HOSTS"):
         setup_demo()
+
+
+def test_make_run_prints_the_passwords_and_addresses_last_before_the_server() -> None:
+    root = Path(__file__).resolve().parent.parent
+    plan = subprocess.run(
+        ["make", "-n", "run"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+
+    def where(text: str) -> int:
+        return plan.index(text)
+
+    assert where("db_worker") < where('echo "$demo"') < where("aquadash:  ") < where("runserver")
+    assert where("simulate_zuora") < where('echo "$demo"')

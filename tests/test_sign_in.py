@@ -158,3 +158,11 @@ def test_sign_in_never_redirects_off_site(make_user, next_url):
     )
 
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_a_sign_in_leaves_no_throttle_lines_in_the_log_at_the_default_level(make_user, caplog):
+    make_user("alice")
+
+    sign_in(Client(), "alice", "password")
+
+    assert not [record for record in caplog.records if record.name.startswith("axes")]

@@ -38,10 +38,9 @@ def test_refresh_from_zuora_asks_again_for_a_final_job(finance_client, simulator
     finance_client.get(url)
     next_interval()
 
-    response = finance_client.get(url + "?refresh=1")
+    response = finance_client.post(url)
 
-    assert response.status_code == 200
-    assert "Fetched from Zuora just now" in response.content.decode()
+    assert response.status_code == 302 and response["Location"] == url
     assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
 
 
@@ -53,7 +52,7 @@ def test_refresh_clicks_within_one_interval_share_one_call_to_zuora(
     next_interval()
 
     for _ in range(10):
-        assert finance_client.get(url + "?refresh=1").status_code == 200
+        assert finance_client.post(url).status_code == 302
 
     assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2
 
@@ -64,7 +63,7 @@ def test_refresh_waits_out_zuoras_retry_after(finance_client, simulator_tenant, 
     next_interval()
     simulator.add_fault("rate_limited", job_id=sim.DOC_FILEID_JOB_ID, seconds=600, times=None)
 
-    pages = [finance_client.get(url + "?refresh=1") for _ in range(10)]
+    pages = [finance_client.post(url) for _ in range(10)]
 
     assert job_gets(simulator, sim.DOC_FILEID_JOB_ID) == 2  # the first view and one refresh
     assert all(page.status_code == 200 for page in pages)
@@ -76,11 +75,11 @@ def test_forty_refresh_clicks_at_once_cost_one_call_to_zuora(
     simulator_tenant, make_user, simulator
 ):
     user = make_user("clicker", groups=simulator_tenant.groups.all())
-    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID) + "?refresh=1"
+    url = job_url(simulator_tenant, sim.RUNNING_JOB_ID)
 
-    statuses = at_once([user] * 40, lambda client: client.get(url))
+    statuses = at_once([user] * 40, lambda client: client.post(url))
 
-    assert statuses == [200] * 40
+    assert statuses == [302] * 40
     assert job_gets(simulator, sim.RUNNING_JOB_ID) == 1
 
 

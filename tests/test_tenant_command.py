@@ -1,6 +1,8 @@
 """`manage.py tenant`: the secret never on the command line, never printed."""
 
 import io
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 
@@ -164,3 +166,19 @@ def test_test_succeeds_against_the_simulator(simulator_tenant: Tenant) -> None:
         "1,999 of 2,000 left this minute.\n"
     )
     assert Tenant.objects.get(slug="sim").last_contact_ok is True
+
+
+def test_without_secret_key_in_production_mode_it_names_what_is_missing_in_one_line():
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DJANGO_SETTINGS_MODULE"}}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    done = subprocess.run(
+        [sys.executable, os.path.join(root, "manage.py"), "tenant", "list"],
+        env=env | {"DEBUG": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode != 0
+    assert done.stderr == "aquadash is not configured: SECRET_KEY must be set when DEBUG is off.\n"

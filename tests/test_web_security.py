@@ -70,6 +70,19 @@ def test_signing_out_without_a_csrf_token_is_refused(strict_admin):
     assert strict_admin.get("/").status_code == 200  # still signed in
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_failed_csrf_check_shows_aquadashs_own_page(strict_admin, settings, debug):
+    settings.DEBUG = debug
+
+    response = strict_admin.post("/accounts/logout/")
+
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "Your form expired; reload and try again." in html
+    assert '<span class="muted">root</span>' in html  # the usual header: they are signed in
+    assert "CSRF verification failed" not in html
+
+
 def test_an_admin_change_without_a_csrf_token_is_refused(strict_admin, tenant):
     url = reverse("admin:aquadash_tenant_change", args=[tenant.pk])
 
@@ -110,7 +123,7 @@ def test_signing_in_without_a_csrf_token_is_refused(make_user):
 
 
 def test_views_that_only_read_refuse_post(member, simulator_tenant):
-    for url in ["/", f"/t/{simulator_tenant.slug}/jobs/", f"/t/sim/jobs/{sim.RUNNING_JOB_ID}/"]:
+    for url in ["/", f"/t/{simulator_tenant.slug}/jobs/"]:
         assert member.post(url).status_code == 405
 
 

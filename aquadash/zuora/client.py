@@ -541,9 +541,8 @@ def _raise_for_response(
         raise JobNotFound(not_found_message(), track_id=track_id, process_id=process_id)
     if status == 429:
         wait = _retry_after_seconds(response)
-        when = f"in {wait} seconds" if wait is not None else "in a minute"
         raise RateLimited(
-            f"Zuora is limiting requests for tenant {conn.tenant}. Try again {when}.",
+            f"Zuora is limiting requests for tenant {conn.tenant}.",
             retry_after=wait,
             track_id=track_id,
             process_id=process_id,

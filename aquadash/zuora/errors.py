@@ -101,8 +101,12 @@ class RateLimited(ZuoraError):
     summary = "rate limited"
     title = "Zuora asks us to slow down"
 
-    def __init__(self, message: str, *, retry_after: int | None = None, **kwargs: str) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(self, reason: str, *, retry_after: int | None = None, **kwargs: str) -> None:
+        # The wait is worded from `retry_after` here, so an answer shared later is re-worded
+        # with the time then left instead of repeating the wait Zuora first named.
+        when = f"in {retry_after} seconds" if retry_after is not None else "in a minute"
+        super().__init__(f"{reason} Try again {when}.", **kwargs)
+        self.reason = reason
         self.retry_after = retry_after
 
 

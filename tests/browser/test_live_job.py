@@ -94,7 +94,7 @@ def test_a_job_zuora_no_longer_has_shows_the_stored_copy(looks, finance, simulat
     simulator.forget_job(sim.MULTI_BATCH_JOB_ID)  # Zuora purged it
 
     page.wait_for_timeout(POLL_SECONDS * 1000)  # a refresh within the interval is not asked
-    page.get_by_role("link", name="Refresh from Zuora").click()
+    page.get_by_role("button", name="Refresh from Zuora").click()
 
     expect(page.get_by_text("Zuora no longer has this job.")).to_be_visible()
     expect(page.get_by_text("Accounts", exact=True)).to_be_visible()  # its stored batches
