@@ -14,9 +14,11 @@ due. Then it prints:
   end to told        from the job's end to each watcher's notification marked sent, the latest
                      of the three (target: within max(60 s, 10 % of the run time))
 
-The baseline is the same with AQUADASH_POLL_MAX_SECONDS equal to AQUADASH_POLL_SECONDS (5 s), no
-slowing with age, for a job of --baseline-hours: at a fixed interval the calls grow in step with
-the run, so its count is scaled up to --hours.
+The baseline is the same watchers and tabs, run just before in the same process, with
+AQUADASH_POLL_MAX_SECONDS equal to AQUADASH_POLL_SECONDS (5 s): no slowing with age. It is
+extrapolated, not measured whole: its job runs for --baseline-hours (0.1) and its calls are
+scaled up to --hours, since at a fixed interval they grow in step with the run. Measured whole
+(--baseline-hours 3), its 20 tabs make some 43,000 page loads: many minutes on a busy machine.
 
     .venv/bin/python bench/budget.py
     .venv/bin/python bench/budget.py --hours 1 --tabs 5
@@ -115,7 +117,11 @@ def run(args: argparse.Namespace, clock: SimulatedClock, *, longest: int) -> dic
         polls = 0
         while events:
             when, what, n = heapq.heappop(events)
-            clock.now = max(clock.now, when)
+            # Each step takes a millisecond, as real work does. At no time at all, a round due
+            # the instant the shared answer expires could find it still fresh (a float's last
+            # bit against a datetime's microsecond), be queued again for the same instant, and
+            # go round forever on a clock that never moves: the benchmark's old stall.
+            clock.now = max(clock.now, when) + 0.001
             if what == "round":
                 watching.check_watches.call()
                 open_watches = Watch.objects.open().order_by("next_check_at").first()
@@ -173,17 +179,22 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         call_command("collectstatic", "--noinput", verbosity=0)
         started = time.monotonic()
-        # At a fixed interval the calls grow in step with the run: a shorter job, scaled up,
-        # gives the same figure without an hour of polling.
         fixed = run(
             argparse.Namespace(**{**vars(args), "hours": args.baseline_hours}),
             clock,
             longest=settings.AQUADASH_POLL_SECONDS,
         )
+        fixed_seconds = time.monotonic() - started
         paced = run(args, clock, longest=settings.AQUADASH_POLL_MAX_SECONDS)
-        seconds = time.monotonic() - started
+        paced_seconds = time.monotonic() - started - fixed_seconds
         shutil.rmtree(os.path.dirname(settings.DATABASES["default"]["NAME"]), ignore_errors=True)
     scale = args.hours / args.baseline_hours
+    fixed_at = f"at a fixed {settings.AQUADASH_POLL_SECONDS} s"
+    if scale != 1:
+        fixed_at += (
+            f", extrapolated: {fixed['calls']:,} for a {args.baseline_hours:g}-hour job, "
+            f"× {scale:g}"
+        )
 
     allowed = max(60.0, paced["run"] / 10)
     print(
@@ -192,9 +203,9 @@ def main() -> None:
     )
     print(
         f"One job of {paced['run'] / 3600:g} simulated hours, {args.watchers} watchers, "
-        f"{args.tabs} tabs: {paced['polls']:,} page loads and polls paced; {fixed['polls']:,} "
-        f"for a {args.baseline_hours:g}-hour job at a fixed {settings.AQUADASH_POLL_SECONDS} s. "
-        f"Both runs took {seconds:.0f} s.\n"
+        f"{args.tabs} tabs: {paced['polls']:,} page loads and polls paced, in {paced_seconds:.0f} "
+        f"s; {fixed['polls']:,} for a {fixed['run'] / 3600:g}-hour job at a fixed "
+        f"{settings.AQUADASH_POLL_SECONDS} s just before, in {fixed_seconds:.0f} s.\n"
     )
     print_checks(
         [
@@ -202,15 +213,15 @@ def main() -> None:
                 f"Budget: Zuora calls for one {args.hours:g}-hour job, {args.watchers} watchers, "
                 f"{args.tabs} tabs",
                 f"{paced['calls']:,}",
-                f"{fixed['calls'] * scale:,.0f} at a fixed {settings.AQUADASH_POLL_SECONDS} s "
-                f"({fixed['calls']:,} for a {args.baseline_hours:g}-hour job, × {scale:g})",
+                f"{fixed['calls'] * scale:,.0f} {fixed_at}",
                 "<= 250",
                 paced["calls"] <= 250,
             ),
             Check(
                 "Budget: job end to the last watcher told, s",
                 f"{paced['latest']:.0f} ({paced['told']} of {args.watchers} told)",
-                f"{fixed['latest']:.0f} at a fixed {settings.AQUADASH_POLL_SECONDS} s",
+                f"{fixed['latest']:.0f} at a fixed {settings.AQUADASH_POLL_SECONDS} s, "
+                f"{fixed['run'] / 3600:g}-hour job",
                 f"<= {allowed:.0f} s, all told",
                 paced["latest"] <= allowed and paced["told"] == args.watchers,
             ),

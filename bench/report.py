@@ -9,6 +9,9 @@ summary, with the machine, the commit and the date, so the file is never edited 
     .venv/bin/python bench/report.py
     .venv/bin/python bench/report.py --output /tmp/report.md --only pages.py,page_weight.py
 
+With --only, an existing report keeps every other benchmark's section and summary rows: only
+those of the scripts run are replaced, and a line under the machine says when they were.
+
 Needs PostgreSQL and Redis on 127.0.0.1 (see bench/harness.py); wrk if installed.
 """
 
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +34,9 @@ import redis
 from harness import POSTGRES, REDIS, ROOT, load_client
 
 BENCH = Path(__file__).resolve().parent
+TABLE = "| what | figure | baseline, same run | target | met |\n|---|---:|---|---|---|\n"
+# A section ends with the command that wrote it, as "*`bench/budget.py`, 88 s*".
+SECTION_END = re.compile(r"^\*`bench/(\S+?\.py)\b.*\*$", re.MULTILINE)
 RUNS = [
     ("herd.py", []),
     ("pages.py", ["--rounds", "6", "--seconds", "3"]),
@@ -94,6 +101,55 @@ def commit() -> str:
     return git("rev-parse", "--short", "HEAD").strip() + (" with changes" if changed else "")
 
 
+def refreshed(old: str, new: dict[str, tuple[str, list[str]]], note: str) -> str | None:
+    """The report `old` with the sections and summary rows of the scripts in `new` (script →
+    its section and summary rows) replaced, and `note` saying so under the machine; None when
+    `old` is not a report this script wrote."""
+    head, summary_title, rest = old.partition("## Summary\n\n" + TABLE)
+    if not summary_title:
+        return None
+    rows, _, body = rest.partition("\n\n")
+    sections, start = {}, 0
+    for end in SECTION_END.finditer(body):
+        sections[end[1]] = body[start : end.end()].strip()
+        start = end.end()
+    # A script's rows are those its old section printed, or the line saying it failed.
+    stale = {
+        row
+        for script in new
+        for row in rows.splitlines()
+        if row in sections.get(script, "").splitlines() or row.startswith(f"| {script} |")
+    }
+    kept, added = [], False
+    for row in rows.splitlines():
+        if row not in stale:
+            kept.append(row)
+        elif not added:
+            kept.extend(row for _, summary in new.values() for row in summary)
+            added = True
+    if not added:
+        kept.extend(row for _, summary in new.values() for row in summary)
+    sections.update({script: section for script, (section, _) in new.items()})
+    order = [script for script, _ in RUNS] + [s for s in sections if s not in dict(RUNS)]
+    said_before = note.partition(" refreshed")[0]  # the same scripts' older refresh
+    lines = [line for line in head.rstrip().splitlines() if not line.startswith(said_before)]
+    return (
+        "\n".join(
+            [
+                *lines,
+                note,
+                "",
+                "## Summary",
+                "",
+                TABLE + "\n".join(kept),
+                "",
+                *[sections[script] + "\n" for script in order if script in sections],
+            ]
+        ).rstrip()
+        + "\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=ROOT / "docs/benchmarks/report.md")
@@ -103,23 +159,38 @@ def main() -> None:
 
     started_at, load_before = datetime.now(UTC), os.getloadavg()
     described = machine()
-    sections, summary, failed = [], [], []
+    new, failed = {}, []  # script → its section and its summary rows
     for script, options in runs:
         output, checks, status, seconds = run(script, options)
         command = " ".join([f"bench/{script}", *options])
+        rows = []
         if status:
             failed.append(script)
             output += f"\n**`{command}` failed (exit status {status}); see its error output.**\n"
-            summary.append(f"| {script} | failed, exit status {status} | | | **no** |")
-        sections.append(f"{output.strip()}\n\n*`{command}`, {seconds:.0f} s*")
+            rows.append(f"| {script} | failed, exit status {status} | | | **no** |")
         for check in checks:
             met = "" if check["met"] is None else ("yes" if check["met"] else "**no**")
-            summary.append(
+            rows.append(
                 f"| {check['what']} | {check['figure']} | {check['baseline']} | "
                 f"{check['target']} | {met} |"
             )
+        new[script] = (f"{output.strip()}\n\n*`{command}`, {seconds:.0f} s*", rows)
     minutes = (datetime.now(UTC) - started_at).total_seconds() / 60
     load = [" / ".join(f"{n:.1f}" for n in loads) for loads in (load_before, os.getloadavg())]
+
+    if args.only and args.output.exists():
+        note = (
+            f"- {', '.join(f'`bench/{script}`' for script in new)} refreshed on its own by "
+            f"`bench/report.py --only {args.only}` on {started_at:%Y-%m-%d %H:%M} UTC, commit "
+            f"{commit()}, in {minutes:.1f} minutes, load average {load[0]} at the start, "
+            f"{load[1]} at the end: its section and summary rows come from that run"
+        )
+        if (text := refreshed(args.output.read_text(), new, note)) is not None:
+            args.output.write_text(text)
+            print(f"\nRefreshed {', '.join(new)} in {args.output}")
+            if failed:
+                raise SystemExit(f"failed: {', '.join(failed)}")
+            return
 
     report = [
         "# Benchmarks",
@@ -134,11 +205,10 @@ def main() -> None:
         "",
         "## Summary",
         "",
-        "| what | figure | baseline, same run | target | met |",
-        "|---|---:|---|---|---|",
-        *summary,
+        TABLE.rstrip(),
+        *[row for _, rows in new.values() for row in rows],
         "",
-        *[section + "\n" for section in sections],
+        *[section + "\n" for section, _ in new.values()],
     ]
     args.output.write_text("\n".join(report).rstrip() + "\n")
     print(f"\nWrote {args.output}")
