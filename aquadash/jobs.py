@@ -202,7 +202,7 @@ def _save(tenant: Tenant, job: zuora.Job, values: dict) -> JobSnapshot:
 
 def queue_columns(job: zuora.Job, timeline: dict) -> dict:
     """What the work queue sorts and filters on, from Zuora's answer and the stored timeline
-    (the migration that added these columns filled them from here too).
+    (migration 0012 filled them with a frozen copy of this function).
 
     Zuora reports only when a job started, so its run time is measured to when aquadash first
     saw every batch finished: up to one look late, and unknown (None) when aquadash never saw
