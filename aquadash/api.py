@@ -392,8 +392,9 @@ def job_document(request: HttpRequest, tenant: Tenant, state: jobs.JobState) -> 
                     }
                     for file_id, number in parts
                 ],
+                # Encrypted parts cannot be joined: each file is offered alone.
                 "download": api_url("api_batch_download", batch.batch_id)
-                if batch.file_ids
+                if batch.file_ids and not job.is_pgp
                 else None,
             }
         )

@@ -522,3 +522,11 @@ def test_the_readmes_python_example_downloads_every_batch(
     assert {path.name for path in tmp_path.iterdir()} == {f"{b.name}.csv" for b in batches}
     assert (tmp_path / "Accounts.csv").read_text().startswith("Account: Id,")
     assert capsys.readouterr().out.count(" records\n") == len(batches)
+
+
+def test_an_encrypted_jobs_batches_offer_their_parts_not_a_join(token, simulator_tenant):
+    document = get(job_api(simulator_tenant, sim.PGP_JOB_ID), token).json()
+
+    assert all(batch["download"] is None for batch in document["batches"])
+    assert all(batch["files"] for batch in document["batches"])
+    assert document["job"]["download"]
