@@ -751,6 +751,18 @@ class ApiToken(models.Model):
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
 
+    @classmethod
+    def revoke_all_of(cls, user: AbstractBaseUser, *, why: str) -> None:
+        """Revoke every live token of the user, with one audit event if there were any."""
+        revoked = cls.objects.filter(user=user, revoked_at=None).update(revoked_at=timezone.now())
+        if revoked:
+            AuditEvent.record(
+                AuditEvent.Kind.API_TOKEN_REVOKED,
+                user=user,
+                target=f"all {revoked} of {user.get_username()}'s tokens",
+                detail=why,
+            )
+
     @property
     def is_live(self) -> bool:
         return self.revoked_at is None and not self.is_expired and self.user.is_active

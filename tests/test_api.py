@@ -157,13 +157,25 @@ def test_nobody_revokes_another_persons_token(token, make_user):
 
 
 def test_a_disabled_owners_token_is_refused(person, token, simulator_tenant):
-    person.is_active = False
-    person.save()
+    # As a bulk update or a directory sync disables accounts: no save(), so no signal.
+    User.objects.filter(pk=person.pk).update(is_active=False)
 
     response = get(job_api(simulator_tenant, sim.DOC_FILEID_JOB_ID), token)
 
     assert response.status_code == 401
     assert "disabled" in error(response)["message"]
+
+
+def test_enabling_an_account_again_does_not_revive_its_tokens(person, token, simulator_tenant):
+    person.is_active = False
+    person.save()
+    person.is_active = True
+    person.save()
+
+    response = get(job_api(simulator_tenant, sim.DOC_FILEID_JOB_ID), token)
+
+    assert response.status_code == 401
+    assert "revoked" in error(response)["message"]
 
 
 def test_a_deleted_owners_token_is_gone(person, token, simulator_tenant):
