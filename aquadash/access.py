@@ -34,7 +34,7 @@ def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
             user = await request.auser()
             tenant = await Tenant.objects.visible_to(user).filter(slug=tenant_slug).afirst()
             if tenant is None:
-                await sync_to_async(_refused)(user, tenant_slug, request.path)
+                await sync_to_async(note_refusal)(user, tenant_slug, request.path)
                 raise Http404(NOT_FOUND)
             return await view(request, *args, tenant=tenant, **kwargs)
 
@@ -46,14 +46,14 @@ def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
     ) -> HttpResponseBase:
         tenant = Tenant.objects.visible_to(request.user).filter(slug=tenant_slug).first()
         if tenant is None:
-            _refused(request.user, tenant_slug, request.path)
+            note_refusal(request.user, tenant_slug, request.path)
             raise Http404(NOT_FOUND)
         return view(request, *args, tenant=tenant, **kwargs)
 
     return wrapper
 
 
-def _refused(user: AbstractBaseUser | AnonymousUser, slug: str, path: str) -> None:
+def note_refusal(user: AbstractBaseUser | AnonymousUser, slug: str, path: str) -> None:
     """Note a refusal of a tenant that exists (an unknown name is just a typo)."""
     if tenant := Tenant.objects.filter(slug=slug).first():
         AuditEvent.record(

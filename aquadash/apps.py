@@ -7,9 +7,11 @@ class AquadashConfig(AppConfig):
 
     def ready(self) -> None:
         from axes.signals import user_locked_out
+        from django.conf import settings
+        from django.db.models.signals import post_save
 
         from aquadash import checks  # noqa: F401  # registers the system checks
-        from aquadash.models import AuditEvent
+        from aquadash.models import ApiToken, AuditEvent
 
         def locked_out(
             sender: object, *, username: str = "", ip_address: str = "", **_: object
@@ -19,3 +21,15 @@ class AquadashConfig(AppConfig):
             )
 
         user_locked_out.connect(locked_out, weak=False, dispatch_uid="aquadash-audit-lockout")
+
+        def disabled(sender: object, *, instance: object, **_: object) -> None:
+            # Revoked for good: enabling the account again does not bring its tokens back.
+            if not instance.is_active:
+                ApiToken.revoke_all_of(instance, why="the account was disabled")
+
+        post_save.connect(
+            disabled,
+            sender=settings.AUTH_USER_MODEL,
+            weak=False,
+            dispatch_uid="aquadash-revoke-tokens-of-disabled",
+        )

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 
-from aquadash import breaker, results, zuora
+from aquadash import breaker, jobs, results, zuora
 from aquadash.models import Download, JobSnapshot, Tenant
 from aquadash.shared_cache import shared_cache
 
@@ -71,6 +71,23 @@ class Part:
     batch: zuora.Batch
     number: int  # 1-based among the batch's segments; 0 for a batch's single file
     of: int
+
+
+def job_and_batch(tenant: Tenant, job_id: str, batch_id: str) -> tuple[zuora.Job, zuora.Batch]:
+    job = jobs.stored_or_404(tenant, job_id).job()
+    batch = next((b for b in job.batches if b.batch_id == batch_id), None)
+    if batch is None:
+        raise Http404("No such batch in this job.")
+    return job, batch
+
+
+def job_and_part(tenant: Tenant, job_id: str, file_id: str) -> tuple[zuora.Job, Part]:
+    """The stored job and where it lists the file: no other file ID ever reaches Zuora."""
+    job = jobs.stored_or_404(tenant, job_id).job()
+    part = listed_files(job).get(file_id)
+    if part is None:
+        raise Http404("This job lists no such result file.")
+    return job, part
 
 
 def listed_files(job: zuora.Job) -> dict[str, Part]:
@@ -643,29 +660,44 @@ class _Holding:
         self._slot.release()
 
 
+# The variants of a single file that count as heavy: the file as Zuora made it only passes through.
+HEAVY_FILE_VARIANTS = ("xlsx", "excel")
+
+
+def heavily(
+    request: HttpRequest,
+    answer: Callable[[], HttpResponseBase],
+    *,
+    variants: tuple[str, ...] = (),
+) -> HttpResponseBase:
+    """`answer()`, counted among the heavy downloads while it streams (only when asked `?as=`
+    one of `variants`, if given). Raises Busy beyond the limits."""
+    if variants and request.GET.get("as", "") not in variants:
+        return answer()
+    slot = Slot(request.user)
+    try:
+        response = answer()
+    except BaseException:
+        slot.release()
+        raise
+    if response.streaming:
+        response.streaming_content = _Holding(response.streaming_content, slot)
+    else:  # an error page: the download never started
+        slot.release()
+    return response
+
+
 def heavy(*, variants: tuple[str, ...] = ()) -> Callable:
-    """Count a download view's answers among the heavy downloads (only those asked `?as=` one
-    of `variants`, when given): beyond the limits, a 429 page with Retry-After."""
+    """A download view whose answers are heavy downloads (see `heavily`): beyond the limits, a
+    429 page with Retry-After."""
 
     def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            if variants and request.GET.get("as", "") not in variants:
-                return view(request, *args, **kwargs)
             try:
-                slot = Slot(request.user)
+                return heavily(request, lambda: view(request, *args, **kwargs), variants=variants)
             except Busy as exc:
                 return _busy_page(request, exc, kwargs["tenant"], kwargs["job_id"])
-            try:
-                response = view(request, *args, **kwargs)
-            except BaseException:
-                slot.release()
-                raise
-            if response.streaming:
-                response.streaming_content = _Holding(response.streaming_content, slot)
-            else:  # an error page: the download never started
-                slot.release()
-            return response
 
         return wrapper
 

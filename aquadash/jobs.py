@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
 
 from aquadash import allowance, breaker, zuora
@@ -160,6 +161,14 @@ def fetch_job(
         untouched=said_again and not touch,
         ask_again_at=None if job.is_final else now + timedelta(seconds=pace),
     )
+
+
+def stored_or_404(tenant: Tenant, job_id: str) -> JobSnapshot:
+    """The job as aquadash stored it, for what needs no fresh answer (its files, its watches)."""
+    snapshot = tenant.jobs.filter(job_id=job_id).first()
+    if snapshot is None:
+        raise Http404("aquadash has not stored this job yet; open its page first.")
+    return snapshot
 
 
 def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) -> JobSnapshot:

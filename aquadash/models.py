@@ -31,9 +31,23 @@ def validate_time_zone(value: str) -> None:
         ) from None
 
 
+class Role(models.TextChoices):
+    """What a tenant grant allows, each role including the ones before it."""
+
+    VIEWER = "viewer", "viewer"
+    DOWNLOADER = "downloader", "downloader"
+    ADMIN = "admin", "admin"
+
+
 class TenantQuerySet(models.QuerySet):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> "TenantQuerySet":
-        """Active tenants the user may look at: all for superusers, else their groups' grants."""
+    def visible_to(
+        self, user: AbstractBaseUser | AnonymousUser, *, role: str = Role.VIEWER
+    ) -> "TenantQuerySet":
+        """Active tenants the user may look at: all for superusers, else their groups' grants.
+
+        `role` is the least a grant must allow; every grant allows every role until roles per
+        grant arrive, so it narrows nothing yet.
+        """
         if not user.is_authenticated or not user.is_active:
             return self.none()
         if user.is_superuser:
@@ -557,6 +571,9 @@ class AuditEvent(models.Model):
         ACCESS_DENIED = "access_denied", "tenant access denied"
         LOCKED_OUT = "locked_out", "sign-in locked out"
         DOWNLOAD = "download", "result data downloaded"
+        API_TOKEN_CREATED = "api_token_created", "API token created"
+        API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
+        API_USE = "api_use", "API token used"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -702,3 +719,50 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} to {self.recipient}: {self.get_status_display()}"
+
+
+class ApiToken(models.Model):
+    """A person's key to the read-only JSON API, for the tenants they chose among their grants.
+
+    Only a SHA-256 of the token is stored: it is 40 random characters, so no salt or slow hash
+    is needed, and the hash is what the API looks a presented token up by. The token itself is
+    shown once, when it is made (see api.py).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What it is for, such as “Power Query”.")
+    tenants = models.ManyToManyField(Tenant, related_name="api_tokens")
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=16, editable=False, help_text="Its first characters.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+    @classmethod
+    def revoke_all_of(cls, user: AbstractBaseUser, *, why: str) -> None:
+        """Revoke every live token of the user, with one audit event if there were any."""
+        revoked = cls.objects.filter(user=user, revoked_at=None).update(revoked_at=timezone.now())
+        if revoked:
+            AuditEvent.record(
+                AuditEvent.Kind.API_TOKEN_REVOKED,
+                user=user,
+                target=f"all {revoked} of {user.get_username()}'s tokens",
+                detail=why,
+            )
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None and not self.is_expired and self.user.is_active

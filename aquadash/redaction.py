@@ -21,14 +21,15 @@ SECRET_NAME = re.compile(
 SECRET_IN_TEXT = re.compile(
     r"(?P<scheme>\b(?:bearer|basic)\s+)[\w.~+/=-]{8,}"
     r"|(?P<field>\b(?:client_secret|password|access_token|apiSecretAccessKey)[\"']?\s*[=:]\s*"
-    r"[\"']?)[^\s&\"',;]+",
+    r"[\"']?)[^\s&\"',;]+"
+    r"|\baqd_[A-Za-z0-9]{8,}",  # an aquadash API token, wherever it appears
     re.I,
 )
 REDACTED = "[redacted]"
 
 
 def redact(text: str) -> str:
-    return SECRET_IN_TEXT.sub(lambda m: (m["scheme"] or m["field"]) + REDACTED, text)
+    return SECRET_IN_TEXT.sub(lambda m: (m["scheme"] or m["field"] or "") + REDACTED, text)
 
 
 class RedactSecrets(logging.Filter):

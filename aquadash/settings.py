@@ -56,6 +56,18 @@ def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def rate(name: str, default: str) -> tuple[int, int]:
+    """`60/min` as (60, 60): so many requests per second, minute, hour or day."""
+    value = os.environ.get(name, "").strip() or default
+    count, _, per = value.partition("/")
+    seconds = {"s": 1, "sec": 1, "min": 60, "hour": 3600, "day": 86400}.get(per.strip())
+    if not count.strip().isdigit() or int(count) < 1 or seconds is None:
+        raise ImproperlyConfigured(
+            f"{name} must look like 60/min (a number, then /s, /min, /hour or /day), not {value!r}."
+        )
+    return int(count), seconds
+
+
 def host_port_list(name: str) -> frozenset[tuple[str, int]]:
     """Parse `host:port,host:port`; a port is required so an extra host never widens to 443."""
     pairs = set()
@@ -417,6 +429,9 @@ AQUADASH_COMPARE_THRESHOLD = envfloat("AQUADASH_COMPARE_THRESHOLD", 50.0)
 # A whole-batch or whole-job download estimated larger than this many GB asks to be confirmed
 # first: it may take long and fill a laptop's disk.
 AQUADASH_CONFIRM_GB = envfloat("AQUADASH_CONFIRM_GB", 2.0)
+# Requests one API token may make, per second, minute, hour or day; beyond them a 429 with
+# Retry-After. Counted in the shared cache, so across every app server.
+AQUADASH_API_RATE = rate("AQUADASH_API_RATE", "60/min")
 # A watch ends on its own this many hours after it started, with a notice: Zuora stops a query
 # after 3 hours, so a job still running by then is worth telling someone about.
 AQUADASH_WATCH_HOURS = envint("AQUADASH_WATCH_HOURS", 24)

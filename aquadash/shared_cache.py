@@ -43,6 +43,20 @@ class SharedCache:
             logger.warning("Shared cache unavailable: lock %s taken locally", key, exc_info=True)
             return self.local.add(key, value, timeout)
 
+    def count(self, key: str, timeout: float) -> int:
+        """One more at `key`, a counter that lasts `timeout` seconds from its first count;
+        returns the new total."""
+        for store in (cache, self.local):
+            try:
+                store.add(key, 0, timeout)
+                return store.incr(key)
+            except ValueError:  # it expired between the two calls: this is the first count
+                store.set(key, 1, timeout)
+                return 1
+            except Exception:
+                logger.warning("Shared cache unavailable: counting %s locally", key, exc_info=True)
+        return 1  # unreachable: the local cache does not fail
+
     def delete(self, key: str) -> None:
         try:
             cache.delete(key)

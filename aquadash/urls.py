@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
-from aquadash import views, work_queue
+from aquadash import api, views, work_queue
 
 
 class ZuoraIdConverter:
@@ -56,12 +56,31 @@ tenant_urls = [
     path("last-completed/", views.last_completed, name="last_completed"),
 ]
 
+api_job = "tenants/<slug:tenant_slug>/jobs/<zuora_id:job_id>"
+api_urls = [
+    path("tenants", api.tenants, name="api_tenants"),
+    path(api_job, api.job, name="api_job"),
+    path(f"{api_job}/files/<zuora_id:file_id>", api.file, name="api_file"),
+    path(
+        f"{api_job}/batches/<zuora_id:batch_id>/download",
+        api.batch_download,
+        name="api_batch_download",
+    ),
+    path(f"{api_job}/download.zip", api.job_download, name="api_job_download"),
+    path("openapi.json", api.openapi, name="api_openapi"),
+]
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("jobs/", work_queue.all_jobs, name="work_queue"),
     path("find/<zuora_id:job_id>/", views.find_job, name="find_job"),
     path("t/<slug:tenant_slug>/", include(tenant_urls)),
+    path("api/v1/", include(api_urls)),
+    path("api/", api.not_found),
+    path("api/<path:rest>", api.not_found),
+    path("account/api-tokens/", api.tokens_page, name="api_tokens"),
+    path("account/api-tokens/<int:pk>/revoke", api.revoke_token, name="api_token_revoke"),
     path("health/", views.health, name="health"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

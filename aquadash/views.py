@@ -279,7 +279,7 @@ def job_downloads(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> Http
 def job_watch(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """Who is watching the job, and the button to watch it or stop. The job page loads it
     after itself, and again when the job ends; POST starts or stops the user's own watch."""
-    snapshot = _snapshot_or_404(tenant, job_id)
+    snapshot = jobs.stored_or_404(tenant, job_id)
     can_watch = not (snapshot.is_final or snapshot.gone_at)
     if request.method == "POST":
         if request.POST.get("action") == "unwatch":
@@ -315,7 +315,7 @@ def job_watch(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResp
 def job_compare(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """A stateful job beside the previous run of its session. The job page loads it after
     itself: finding the previous run may ask Zuora."""
-    snapshot = _snapshot_or_404(tenant, job_id)
+    snapshot = jobs.stored_or_404(tenant, job_id)
     if not snapshot.job().is_stateful:
         raise Http404("This job is not part of a stateful session (no partner and project).")
     context = {
@@ -331,7 +331,7 @@ def job_compare(request: HtmxHttpRequest, tenant: Tenant, job_id: str) -> HttpRe
 @tenant_required
 def job_raw(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """Exactly what Zuora last returned for the job, pretty-printed."""
-    snapshot = _snapshot_or_404(tenant, job_id)
+    snapshot = jobs.stored_or_404(tenant, job_id)
     response = HttpResponse(
         json.dumps(snapshot.raw, indent=2, ensure_ascii=False),
         content_type="application/json; charset=utf-8",
@@ -350,7 +350,7 @@ def job_raw(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
 def batch_segments(
     request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
 ) -> HttpResponse:
-    job, batch = _job_and_batch(tenant, job_id, batch_id)
+    job, batch = downloads.job_and_batch(tenant, job_id, batch_id)
     page = Paginator(batch.segments, 500).get_page(request.GET.get("page"))
     context = {"tenant": tenant, "job": job, "batch": batch, "page": page}
     return render(request, "segments.html", context)
@@ -360,7 +360,7 @@ def batch_segments(
 @tenant_required
 def batch_query(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str) -> HttpResponse:
     """A batch's whole query, for queries too long to show on the job page."""
-    _, batch = _job_and_batch(tenant, job_id, batch_id)
+    _, batch = downloads.job_and_batch(tenant, job_id, batch_id)
     return HttpResponse(batch.query, content_type="text/plain; charset=utf-8")
 
 
@@ -368,7 +368,7 @@ def batch_query(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
 @tenant_required
 def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str) -> HttpResponse:
     """Every segment ID of a batch, one per line, for other tools."""
-    job, batch = _job_and_batch(tenant, job_id, batch_id)
+    job, batch = downloads.job_and_batch(tenant, job_id, batch_id)
     response = HttpResponse(downloads.segment_list(batch), content_type="text/plain; charset=utf-8")
     return downloads.as_attachment(
         response, downloads.file_name(job, batch, suffix="-segments.txt")
@@ -377,10 +377,10 @@ def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: s
 
 @require_GET
 @tenant_required
-@downloads.heavy(variants=("xlsx", "excel"))
+@downloads.heavy(variants=downloads.HEAVY_FILE_VARIANTS)
 def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
     """One result file, streamed from Zuora as it comes: as Zuora made it, or ready for Excel."""
-    job, part = _job_and_part(tenant, job_id, file_id)
+    job, part = downloads.job_and_part(tenant, job_id, file_id)
     try:
         return downloads.one_file(request, tenant, job, part, file_id)
     except zuora.ZuoraError as exc:
@@ -394,7 +394,7 @@ def batch_download(
     request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
 ) -> HttpResponse:
     """All of a batch's segments, in order, as one CSV with one header row."""
-    job, batch = _job_and_batch(tenant, job_id, batch_id)
+    job, batch = downloads.job_and_batch(tenant, job_id, batch_id)
     what = f"batch {batch.name or batch.batch_id} as one file"
     if confirm := downloads.confirmation(request, tenant, job, [batch], what):
         return confirm
@@ -409,7 +409,7 @@ def batch_download(
 @downloads.heavy()
 def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
-    job = _snapshot_or_404(tenant, job_id).job()
+    job = jobs.stored_or_404(tenant, job_id).job()
     if confirm := downloads.confirmation(
         request, tenant, job, job.batches, "the whole job as a zip"
     ):
@@ -426,7 +426,7 @@ def file_preview(
     request: HtmxHttpRequest, tenant: Tenant, job_id: str, file_id: str
 ) -> HttpResponse:
     """The header and first rows of a result file; reads no more of it than that."""
-    job, part = _job_and_part(tenant, job_id, file_id)
+    job, part = downloads.job_and_part(tenant, job_id, file_id)
     context = {"tenant": tenant, "job": job, "batch": part.batch, "part": part, "file_id": file_id}
     status = 200
     if not job.is_pgp:
@@ -484,30 +484,6 @@ def _in_tenant_zone(
 def _page_or_card(template: str, request: HtmxHttpRequest) -> str:
     """The card alone for htmx, which loads it into the job page; else its own page."""
     return f"{template}#card" if request.htmx else template
-
-
-def _snapshot_or_404(tenant: Tenant, job_id: str) -> JobSnapshot:
-    snapshot = tenant.jobs.filter(job_id=job_id).first()
-    if snapshot is None:
-        raise Http404("aquadash has not stored this job yet; open its page first.")
-    return snapshot
-
-
-def _job_and_batch(tenant: Tenant, job_id: str, batch_id: str) -> tuple[zuora.Job, zuora.Batch]:
-    job = _snapshot_or_404(tenant, job_id).job()
-    batch = next((b for b in job.batches if b.batch_id == batch_id), None)
-    if batch is None:
-        raise Http404("No such batch in this job.")
-    return job, batch
-
-
-def _job_and_part(tenant: Tenant, job_id: str, file_id: str) -> tuple[zuora.Job, downloads.Part]:
-    """The stored job and where it lists the file: no other file ID ever reaches Zuora."""
-    job = _snapshot_or_404(tenant, job_id).job()
-    part = downloads.listed_files(job).get(file_id)
-    if part is None:
-        raise Http404("This job lists no such result file.")
-    return job, part
 
 
 def _failures(request: HttpRequest) -> int:

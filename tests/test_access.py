@@ -12,6 +12,7 @@ from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 
+from aquadash import api
 from aquadash.access import tenant_required
 from aquadash.models import Tenant
 
@@ -159,6 +160,10 @@ def test_every_view_but_login_logout_and_health_requires_login(
         url = sample_url(route, pattern, sample_values)
         for method in (client.get, client.post):
             response = method(url)
+            if route.startswith("api/"):  # a token, not a session: JSON, never the login page
+                assert response.status_code in (401, 404, 405), f"{url} ({name})"
+                assert response["Content-Type"] == "application/json"
+                continue
             location = response.headers.get("Location", "")
             assert response.status_code == 302, f"{method.__name__.upper()} {url} ({name})"
             assert location.startswith(("/accounts/login/", "/admin/login/")), url
@@ -210,16 +215,20 @@ def stored_job(tenant: Tenant) -> str:
 def test_every_tenant_view_answers_a_forbidden_tenant_like_a_missing_one(
     outsider_client: Client, sample_values: dict[str, str], stored_job: str
 ) -> None:
+    outsider = User.objects.get(username="outsider")
+    # The API's routes are asked with the outsider's own token, for no tenant.
+    token = api.issue(outsider, name="probe", tenants=[], days=1)[1]
     checked = []
     for route, name, pattern in url_patterns():
         if "tenant_slug" not in route:
             continue
         forbidden_url = sample_url(route, pattern, sample_values)
         missing_url = sample_url(route, pattern, {**sample_values, "tenant_slug": "no-such"})
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if route.startswith("api/") else {}
         statuses = set()
         for method in ("get", "post"):
-            forbidden = getattr(outsider_client, method)(forbidden_url)
-            missing = getattr(outsider_client, method)(missing_url)
+            forbidden = getattr(outsider_client, method)(forbidden_url, **headers)
+            missing = getattr(outsider_client, method)(missing_url, **headers)
             assert forbidden.status_code in (404, 405), f"{method.upper()} {forbidden_url}"
             assert forbidden.status_code == missing.status_code
             body = without_csrf_token(forbidden.content.replace(b"/t/acme/", b"/t/no-such/"))

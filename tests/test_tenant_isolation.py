@@ -21,6 +21,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
+from aquadash import api
 from aquadash import simulator as sim
 from aquadash.models import Download, JobSnapshot, Lookup, Tenant, Watch
 from tests.test_access import url_patterns
@@ -40,11 +41,13 @@ class Side:
     marker: str  # in its job's name, batch names, query, previous run, watcher and downloader
     raw: dict  # the job as stored
     files: dict[str, bytes]  # its result files, by ID, as Zuora serves them
+    token: str = ""  # the member's API token, made for both tenants before losing the other
 
     def url(self, template: str, tenant: Tenant | None = None) -> str:
         ids = self.raw["batches"][0]
         return template.format(
             t=f"/t/{(tenant or self.tenant).slug}",
+            api=f"/api/v1/tenants/{(tenant or self.tenant).slug}",
             job=JOB_ID,
             batch=BATCH_ID,
             file=ids["segments"][0],
@@ -141,6 +144,7 @@ def sides(
         user = User.objects.get(username=f"{me.tenant.slug}-member")
         Lookup.objects.create(user=user, tenant=other.tenant, job_id=JOB_ID, job_name=other.marker)
         Lookup.objects.create(user=user, tenant=me.tenant, job_id=JOB_ID, job_name=me.marker)
+        me.token = api.issue(user, name="both", tenants=[me.tenant, other.tenant], days=1)[1]
     return one, two
 
 
@@ -201,6 +205,26 @@ def test_each_member_sees_only_their_own_tenants_copy_of_a_job(sides, template, 
         assert other.marker.encode() not in theirs.content
 
 
+# The same through the API, with each member's token.
+API_VIEWS = [
+    ("{api}/jobs/{job}", "page"),
+    ("{api}/jobs/{job}/batches/{batch}/download", "joined"),
+    ("{api}/jobs/{job}/files/{file}", "file"),
+    ("{api}/jobs/{job}/download.zip", "zip"),
+]
+
+
+@pytest.mark.parametrize(("template", "what"), API_VIEWS)
+def test_each_token_reads_only_its_owners_tenants_copy_of_a_job(sides, template, what):
+    for own, other in (sides, sides[::-1]):
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {own.token}"}
+        shows(Client().get(own.url(template), **auth), own, other, what)
+
+        theirs = Client().get(other.url(template, other.tenant), **auth)
+        assert theirs.status_code == 404, template
+        assert other.marker.encode() not in theirs.content
+
+
 def test_find_answers_from_the_stored_copy_of_ones_own_tenant(sides):
     for own, _ in (sides, sides[::-1]):
         response = own.client.get(f"/find/{JOB_ID}/")
@@ -226,6 +250,7 @@ def test_every_tenant_url_is_checked_here():
         "tenant_jobs", "job", "job_downloads", "job_watch", "job_compare", "job_raw",
         "batch_segments", "batch_query", "segments_text", "batch_download", "file",
         "file_preview", "job_download",
+        "api_job", "api_batch_download", "api_file", "api_job_download",
     }  # fmt: skip
     # last_completed shows no stored job: it asks the tenant's own Zuora (tested in test_jobs).
     assert names - checked == {"last_completed"}
