@@ -4,6 +4,7 @@ settings in the admin, and nothing else; grants are an inline with their role.""
 from collections.abc import Callable
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
@@ -75,6 +76,32 @@ def test_a_tenant_admin_cannot_open_another_tenant(tenant_admin, globex):
     assert tenant_admin.post(change_url(globex), form_data(globex, name="Mine")).status_code == 302
     globex.refresh_from_db()
     assert globex.name == "Globex"
+
+
+def test_a_tenant_admins_permissions_name_their_tenant_only(tenant, globex, make_user, rf):
+    request = rf.get("/admin/")
+    request.user = granted(tenant, Role.ADMIN, make_user)
+    tenants = admin.site.get_model_admin(Tenant)
+
+    assert tenants.has_change_permission(request, tenant)
+    assert tenants.has_view_permission(request, tenant)
+    assert not tenants.has_change_permission(request, globex)
+    assert not tenants.has_view_permission(request, globex)
+
+
+@pytest.mark.parametrize("staff", [True, False])
+def test_a_tenant_admin_meeting_rejected_credentials_gets_the_link_to_fix_them(
+    simulator_tenant, make_user, staff
+):
+    simulator_tenant.set_secret("not-the-secret")
+    simulator_tenant.save()
+    client = signed_in(granted(simulator_tenant, Role.ADMIN, make_user, staff=staff))
+
+    response = client.get(f"/t/sim/jobs/{'0' * 32}/")
+
+    assert response.status_code == 502
+    link = reverse("admin:aquadash_tenant_change", args=[simulator_tenant.pk])
+    assert (link in response.content.decode()) == staff  # the admin site is for staff only
 
 
 def test_a_tenant_admin_cannot_add_or_delete_tenants(tenant_admin, tenant):
