@@ -310,6 +310,7 @@ class Grant(models.Model):
     role = models.CharField(max_length=16, choices=Role, default=Role.DOWNLOADER)
 
     class Meta:
+        ordering = ["group__name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "group"], name="one_grant_per_group")
         ]

@@ -68,6 +68,7 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={
+                "ordering": ["group__name"],
                 "constraints": [
                     models.UniqueConstraint(fields=("tenant", "group"), name="one_grant_per_group")
                 ],
