@@ -146,20 +146,17 @@ class TenantForm(forms.ModelForm):
         return super().save(commit)
 
 
-class GrantInline(admin.TabularInline):
+class GrantInline(admin.StackedInline):
     """Who may see the tenant, and what they may do there. Only those who may change every
     tenant change grants: a tenant's admins see them, so that they cannot grant themselves more
-    tenants' people nor read every group's name."""
+    tenants' people nor read every group's name. Stacked, not tabular: each field keeps its
+    label, for screen readers, and a phone shows it without scrolling sideways."""
 
     model = Grant
     fields = ["group", "role"]
     extra = 1
     verbose_name = "group granted this tenant"
-    verbose_name_plural = (
-        "Access: each group's members may see this tenant in the group's role (viewer: job "
-        "pages and status; downloader: also result files, previews and exports; admin: also "
-        "these settings). Superusers see all."
-    )
+    verbose_name_plural = "Access: groups granted this tenant (superusers see every tenant)"
 
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return True  # shown with the tenant, to whoever may see it here

@@ -35,9 +35,9 @@ def validate_time_zone(value: str) -> None:
 class Role(models.TextChoices):
     """What a group granted a tenant may do there; each role may do all that the one before may."""
 
-    VIEWER = "viewer", "viewer: job pages and status, no result data"
-    DOWNLOADER = "downloader", "downloader: also result files, previews and exports"
-    ADMIN = "admin", "admin: also the tenant's settings"
+    VIEWER = "viewer"
+    DOWNLOADER = "downloader"
+    ADMIN = "admin"
 
     @property
     def rank(self) -> int:
@@ -307,7 +307,13 @@ class Grant(models.Model):
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="grants")
     # Downloader, what every grant gave before there were roles: `tenant.groups.add()` and the
     # tenant command keep meaning what they meant.
-    role = models.CharField(max_length=16, choices=Role, default=Role.DOWNLOADER)
+    role = models.CharField(
+        max_length=16,
+        choices=Role,
+        default=Role.DOWNLOADER,
+        help_text="Viewer: job pages and status, no result data. Downloader: also result files, "
+        "previews and exports. Admin: also this tenant's settings, for staff users.",
+    )
 
     class Meta:
         ordering = ["group__name"]
@@ -316,7 +322,7 @@ class Grant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.group} on {self.tenant}: {self.role}"
+        return str(self.group)  # the admin shows it beside the grant's own fields
 
 
 class JobSnapshot(models.Model):

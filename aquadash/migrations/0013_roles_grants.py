@@ -42,11 +42,14 @@ class Migration(migrations.Migration):
                     "role",
                     models.CharField(
                         choices=[
-                            ("viewer", "viewer: job pages and status, no result data"),
-                            ("downloader", "downloader: also result files, previews and exports"),
-                            ("admin", "admin: also the tenant's settings"),
+                            ("viewer", "Viewer"),
+                            ("downloader", "Downloader"),
+                            ("admin", "Admin"),
                         ],
                         default="downloader",
+                        help_text="Viewer: job pages and status, no result data. Downloader: "
+                        "also result files, previews and exports. Admin: also this tenant's "
+                        "settings, for staff users.",
                         max_length=16,
                     ),
                 ),

@@ -85,7 +85,7 @@ class Command(BaseCommand):
                 dest=f"{role}_groups",
                 action="append",
                 metavar="NAME",
-                help=f"A group granted this tenant as {role.label}; repeat for more. Missing "
+                help=f"A group granted this tenant as {role.value}; repeat for more. Missing "
                 "groups are created. With update, the groups given in any --…group option "
                 "replace the granted ones.",
             )
