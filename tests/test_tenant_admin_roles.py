@@ -123,6 +123,15 @@ def test_a_tenant_admin_cannot_grant_nor_deactivate_nor_readdress(tenant_admin, 
     assert not Grant.objects.filter(group=mine).exists()
 
 
+@pytest.mark.parametrize("change", [{"grants-0-role": Role.VIEWER}, {"grants-0-DELETE": "on"}])
+def test_a_tenant_admin_cannot_change_nor_remove_a_grant(tenant_admin, tenant, change):
+    before = list(tenant.grants.values_list("group__name", "role"))
+
+    assert tenant_admin.post(change_url(tenant), form_data(tenant, **change)).status_code == 302
+
+    assert list(tenant.grants.values_list("group__name", "role")) == before
+
+
 def test_a_tenant_admin_may_test_their_tenants_connection_only(tenant_admin, tenant, globex):
     nowhere = {"environment": "custom", "base_url": "http://127.0.0.1:1"}  # fails at once
     Tenant.objects.filter(pk__in=[tenant.pk, globex.pk]).update(**nowhere)
