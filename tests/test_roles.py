@@ -6,12 +6,15 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Group, User
+from django.http import Http404, HttpRequest, HttpResponse
 from django.test import Client
 
 from aquadash import simulator as sim
+from aquadash.access import NOT_FOUND, tenant_required
 from aquadash.models import AuditEvent, Grant, JobSnapshot, Role, Tenant, Watch
-from tests.test_access import url_patterns, without_csrf_token
+from tests.test_access import request_as, url_patterns, without_csrf_token
 from tests.test_tenant_isolation import JOB_ID, TENANT_VIEWS, Side, shows, side
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -188,3 +191,23 @@ def test_roles_are_ordered_viewer_downloader_admin():
         "downloader",
         "admin",
     ]
+
+
+@tenant_required(role=Role.DOWNLOADER)
+async def downloaders_only(request: HttpRequest, tenant: Tenant) -> HttpResponse:
+    return HttpResponse(f"{tenant.slug} {tenant.user_role}")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("role", list(Role))
+def test_an_async_view_asks_for_its_role_too(tenant, make_user, role):
+    group = Group.objects.create(name=f"Acme {role}s")
+    Grant.objects.create(tenant=tenant, group=group, role=role)
+    request = request_as(make_user("someone", groups=[group]))
+
+    if role == Role.VIEWER:
+        with pytest.raises(Http404, match=NOT_FOUND):
+            async_to_sync(downloaders_only)(request, tenant_slug="acme")
+    else:
+        response = async_to_sync(downloaders_only)(request, tenant_slug="acme")
+        assert response.content == f"acme {role}".encode()
