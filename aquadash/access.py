@@ -14,17 +14,24 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponseBase
 from django_htmx.http import HttpResponseClientRedirect
 
-from aquadash.models import AuditEvent, Tenant
+from aquadash.models import AuditEvent, Role, Tenant
 
 NOT_FOUND = "No such tenant."
 
 
-def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Swap the `tenant_slug` URL argument for the `tenant` the user may see, or raise Http404.
+def tenant_required(
+    view: Callable[..., Any] | None = None, *, role: Role = Role.VIEWER
+) -> Callable[..., Any]:
+    """Swap the `tenant_slug` URL argument for the `tenant` the user may see in at least `role`,
+    or raise Http404. `@tenant_required` asks for a viewer, `@tenant_required(role=...)` more.
 
-    A tenant the user may not see is answered exactly like one that does not exist, so tenants
-    cannot be discovered by trying names. Works on sync and async views.
+    A tenant the user may not see, or not in that role, is answered exactly like one that does
+    not exist, so tenants cannot be discovered by trying names, nor a viewer learn which files
+    exist. Works on sync and async views.
     """
+    if view is None:
+        return functools.partial(tenant_required, role=role)
+
     if inspect.iscoroutinefunction(view):
 
         @functools.wraps(view)
@@ -32,7 +39,8 @@ def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
             request: HttpRequest, *args: Any, tenant_slug: str, **kwargs: Any
         ) -> HttpResponseBase:
             user = await request.auser()
-            tenant = await Tenant.objects.visible_to(user).filter(slug=tenant_slug).afirst()
+            tenants = Tenant.objects.visible_to(user, role=role)
+            tenant = await tenants.filter(slug=tenant_slug).afirst()
             if tenant is None:
                 await sync_to_async(note_refusal)(user, tenant_slug, request.path)
                 raise Http404(NOT_FOUND)
@@ -44,7 +52,7 @@ def tenant_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(
         request: HttpRequest, *args: Any, tenant_slug: str, **kwargs: Any
     ) -> HttpResponseBase:
-        tenant = Tenant.objects.visible_to(request.user).filter(slug=tenant_slug).first()
+        tenant = Tenant.objects.visible_to(request.user, role=role).filter(slug=tenant_slug).first()
         if tenant is None:
             note_refusal(request.user, tenant_slug, request.path)
             raise Http404(NOT_FOUND)

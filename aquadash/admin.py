@@ -18,8 +18,10 @@ from aquadash.models import (
     AuditEvent,
     Delivery,
     Download,
+    Grant,
     JobSnapshot,
     Lookup,
+    Role,
     Tenant,
     Watch,
 )
@@ -77,9 +79,6 @@ class TenantForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        # Plain checkboxes: a team has a handful of groups, and Django's two-box picker carries
-        # ARIA that screen readers and axe reject (aria-label on a span without a role).
-        widgets = {"groups": forms.CheckboxSelectMultiple}
         fields = [
             "name",
             "slug",
@@ -95,7 +94,6 @@ class TenantForm(forms.ModelForm):
             "clear_secret",
             "webhook_url",
             "clear_webhook_url",
-            "groups",
         ]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -149,9 +147,40 @@ class TenantForm(forms.ModelForm):
         return super().save(commit)
 
 
+class GrantInline(admin.StackedInline):
+    """Who may see the tenant, and what they may do there. Only those who may change every
+    tenant change grants: a tenant's admins see them, so that they cannot grant themselves more
+    tenants' people nor read every group's name. Stacked, not tabular: each field keeps its
+    label, for screen readers, and a phone shows it without scrolling sideways."""
+
+    model = Grant
+    fields = ["group", "role"]
+    extra = 1
+    verbose_name = "group granted this tenant"
+    verbose_name_plural = "Access: groups granted this tenant (superusers see every tenant)"
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return True  # shown with the tenant, to whoever may see it here
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm("aquadash.change_tenant")
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm("aquadash.change_tenant")
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm("aquadash.change_tenant")
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
+    """Tenants, for those with Django's permissions on every tenant; and each tenant for the
+    staff users whose group was granted it as admin, who may view and change that one (its
+    name, Zuora settings, credentials and webhook), but not add, delete, deactivate, rename its
+    address, change its grants, nor see any other tenant."""
+
     form = TenantForm
+    inlines = [GrantInline]
     change_form_template = "admin/tenant_change_form.html"
     list_display = (
         "name",
@@ -176,10 +205,42 @@ class TenantAdmin(admin.ModelAdmin):
         ("Zuora", {"fields": ["environment", "base_url", "time_zone", "entity_id", "org_ids"]}),
         ("Credentials", {"fields": ["auth_method", "identity", "secret", "clear_secret"]}),
         ("Notifications", {"fields": ["webhook_url", "clear_webhook_url"]}),
-        ("Access", {"fields": ["groups"]}),
         ("Last contact with Zuora", {"fields": list(readonly_fields)}),
     ]
     actions = ["test_connection"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self._administers(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        return super().has_view_permission(request, obj) or self._administers(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        return super().has_change_permission(request, obj) or self._administers(request, obj)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        tenants = super().get_queryset(request)
+        if super().has_view_permission(request):
+            return tenants
+        return tenants.filter(pk__in=self._administered(request).values("pk"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Tenant | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if not super().has_change_permission(request, obj):
+            fields += ["slug", "is_active"]
+        return fields
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Tenant | None = None) -> dict:
+        return self.prepopulated_fields if super().has_change_permission(request, obj) else {}
+
+    def _administered(self, request: HttpRequest) -> QuerySet[Tenant]:
+        """The tenants this user's groups were granted as admin (the admin site lets only staff
+        users in)."""
+        return Tenant.objects.visible_to(request.user, role=Role.ADMIN)
+
+    def _administers(self, request: HttpRequest, tenant: Tenant | None = None) -> bool:
+        tenants = self._administered(request)
+        return (tenants.filter(pk=tenant.pk) if tenant else tenants).exists()
 
     @admin.display(description="last contact", ordering="last_contact_at")
     def last_contact(self, tenant: Tenant) -> str:

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import connection, models
+from django.db.models import Case, Max, Value, When
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -32,28 +33,36 @@ def validate_time_zone(value: str) -> None:
 
 
 class Role(models.TextChoices):
-    """What a tenant grant allows, each role including the ones before it."""
+    """What a group granted a tenant may do there; each role may do all that the one before may."""
 
-    VIEWER = "viewer", "viewer"
-    DOWNLOADER = "downloader", "downloader"
-    ADMIN = "admin", "admin"
+    VIEWER = "viewer"
+    DOWNLOADER = "downloader"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
 
 
 class TenantQuerySet(models.QuerySet):
     def visible_to(
-        self, user: AbstractBaseUser | AnonymousUser, *, role: str = Role.VIEWER
+        self, user: AbstractBaseUser | AnonymousUser, role: Role = Role.VIEWER
     ) -> "TenantQuerySet":
-        """Active tenants the user may look at: all for superusers, else their groups' grants.
-
-        `role` is the least a grant must allow; every grant allows every role until roles per
-        grant arrive, so it narrows nothing yet.
-        """
+        """Active tenants where the user's best grant is at least `role`: all for superusers
+        (as admin), else through their groups' grants. Each carries the user's role on it
+        (`Tenant.user_role`), so pages need no query to know it."""
         if not user.is_authenticated or not user.is_active:
             return self.none()
         if user.is_superuser:
-            return self.filter(is_active=True)
-        # A join, not an Exists() subquery: the ORM builds it in half the time, on every page.
-        return self.filter(groups__user=user, is_active=True).distinct()
+            return self.filter(is_active=True).annotate(role_rank=Value(Role.ADMIN.rank))
+        # A join and a group, not an Exists() subquery: the ORM builds it in half the time, on
+        # every page. Filtered first, so the best grant is taken among the user's groups only.
+        best = Max(Case(*(When(grants__role=each, then=each.rank) for each in Role), default=-1))
+        return (
+            self.filter(grants__group__user=user, is_active=True)
+            .annotate(role_rank=best)
+            .filter(role_rank__gte=Role(role).rank)
+        )
 
 
 class Tenant(models.Model):
@@ -131,10 +140,12 @@ class Tenant(models.Model):
     is_active = models.BooleanField("active", default=True)
     groups = models.ManyToManyField(
         Group,
+        through="Grant",
         blank=True,
         related_name="tenants",
         verbose_name="groups granted this tenant",
-        help_text="Members of these groups may look up this tenant's jobs. Superusers see all.",
+        help_text="Members of these groups may look up this tenant's jobs, each group in its "
+        "role. Superusers see all.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -152,6 +163,16 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def user_role(self) -> Role:
+        """The role of the person asking, on a tenant that `visible_to` gave."""
+        return list(Role)[self.role_rank]
+
+    @property
+    def gives_files(self) -> bool:
+        """Whether the person asking may have its result data: files, previews, exports."""
+        return self.role_rank >= Role.DOWNLOADER.rank
 
     def clean(self) -> None:
         # One stored form, whichever was typed.
@@ -276,6 +297,32 @@ class Tenant(models.Model):
             last_contact_ok=ok,
             last_contact_message=self.last_contact_message,
         )
+
+
+class Grant(models.Model):
+    """A tenant granted to a group, in a role. A group's members have the best role any of
+    their groups was granted."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="grants")
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="grants")
+    # Downloader, what every grant gave before there were roles: `tenant.groups.add()` and the
+    # tenant command keep meaning what they meant.
+    role = models.CharField(
+        max_length=16,
+        choices=Role,
+        default=Role.DOWNLOADER,
+        help_text="Viewer: job pages and status, no result data. Downloader: also result files, "
+        "previews and exports. Admin: also this tenant's settings, for staff users.",
+    )
+
+    class Meta:
+        ordering = ["group__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "group"], name="one_grant_per_group")
+        ]
+
+    def __str__(self) -> str:
+        return str(self.group)  # the admin shows it beside the grant's own fields
 
 
 class JobSnapshot(models.Model):

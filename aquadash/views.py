@@ -38,7 +38,7 @@ from aquadash import (
 )
 from aquadash.access import tenant_required
 from aquadash.forms import LastCompletedForm, LookupForm
-from aquadash.models import Download, JobSnapshot, Lookup, Tenant, Watch
+from aquadash.models import Download, JobSnapshot, Lookup, Role, Tenant, Watch
 
 # The largest final job section each process keeps rendered. The fragment cache holds up to
 # 1,000 entries and a page of 100 batches of 100 segments is 0.4 MB; 128 KB still keeps a job
@@ -226,6 +226,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
     ):
         shows = [
             *(tenant.pk, tenant.updated_at),  # its name, zone, base URL, entity and sign-in
+            tenant.gives_files,  # download links and previews, or why there are none
             *(snapshot.job_id, snapshot.last_fetched_at, snapshot.gone_at, snapshot.record_counts),
             *(request.GET.get("page"), bool(request.htmx), request.scheme, request.get_host()),
             int(now.timestamp() // 60),
@@ -376,7 +377,7 @@ def segments_text(request: HttpRequest, tenant: Tenant, job_id: str, batch_id: s
 
 
 @require_GET
-@tenant_required
+@tenant_required(role=Role.DOWNLOADER)
 @downloads.heavy(variants=downloads.HEAVY_FILE_VARIANTS)
 def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: str) -> HttpResponse:
     """One result file, streamed from Zuora as it comes: as Zuora made it, or ready for Excel."""
@@ -388,7 +389,7 @@ def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: st
 
 
 @require_GET
-@tenant_required
+@tenant_required(role=Role.DOWNLOADER)
 @downloads.heavy()
 def batch_download(
     request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
@@ -405,7 +406,7 @@ def batch_download(
 
 
 @require_GET
-@tenant_required
+@tenant_required(role=Role.DOWNLOADER)
 @downloads.heavy()
 def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
@@ -421,7 +422,7 @@ def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespo
 
 
 @require_GET
-@tenant_required
+@tenant_required(role=Role.DOWNLOADER)
 def file_preview(
     request: HtmxHttpRequest, tenant: Tenant, job_id: str, file_id: str
 ) -> HttpResponse:
@@ -506,6 +507,7 @@ def _error_page(
     admin_url = (
         reverse("admin:aquadash_tenant_change", args=[tenant.pk])
         if request.user.has_perm("aquadash.change_tenant")
+        or (request.user.is_staff and tenant.user_role == Role.ADMIN)
         else ""
     )
     message = exc.message

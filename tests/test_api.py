@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from aquadash import api, redaction
 from aquadash import simulator as sim
-from aquadash.models import ApiToken, AuditEvent, Download, Role, Tenant, TenantQuerySet
+from aquadash.models import ApiToken, AuditEvent, Download, Grant, Role, Tenant
 from tests.conftest import gunicorn_serving, start_django
 from tests.test_job_views import HTMX, job_gets, job_url, next_interval
 
@@ -228,17 +228,9 @@ def test_a_token_reads_only_the_tenants_it_was_made_for(person, simulator_tenant
 
 
 @pytest.fixture
-def viewer_only(monkeypatch: pytest.MonkeyPatch, person: User) -> User:
-    """`person`'s grants allow viewing only, as a grant's role will (the roles themselves live
-    in the tenant grants; here they are imitated at the one place every check asks)."""
-    visible_to = TenantQuerySet.visible_to
-
-    def with_roles(self, user, *, role=Role.VIEWER):
-        if user.pk == person.pk and role != Role.VIEWER:
-            return self.none()
-        return visible_to(self, user, role=role)
-
-    monkeypatch.setattr(TenantQuerySet, "visible_to", with_roles)
+def viewer_only(person: User, simulator_tenant: Tenant) -> User:
+    """`person`, whose groups' grants of the simulator tenant are lowered to viewer."""
+    Grant.objects.filter(tenant=simulator_tenant).update(role=Role.VIEWER)
     return person
 
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from pytest_django.fixtures import Settings
 
-from aquadash.models import Tenant
+from aquadash.models import Role, Tenant
 from aquadash.simulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 
@@ -57,6 +57,12 @@ def test_setup_demo_creates_users_and_prints_their_passwords_once(development: N
     assert admin.check_password(passwords["admin"]) and admin.is_superuser
     assert demo.email == "demo@aquadash.example"  # so a watch in the demo prints its e-mail
     assert list(Tenant.objects.visible_to(demo).values_list("slug", flat=True)) == ["demo"]
+    viewer = User.objects.get(username="viewer")
+    assert viewer.check_password(passwords["viewer"]) and not viewer.is_staff
+    assert [(t.slug, t.user_role) for t in Tenant.objects.visible_to(viewer)] == [
+        ("demo", Role.VIEWER)
+    ]
+    assert Tenant.objects.visible_to(demo).get().user_role == Role.DOWNLOADER
     again = setup_demo()
     assert printed_passwords(again) == {}
     assert "make demo-passwords" in again
@@ -67,7 +73,7 @@ def test_setup_demo_creates_users_and_prints_their_passwords_once(development: N
 def test_setup_demo_new_passwords_replaces_them(development: None) -> None:
     first = printed_passwords(setup_demo())
     second = printed_passwords(setup_demo("--new-passwords"))
-    assert second.keys() == {"demo", "admin"}
+    assert second.keys() == {"demo", "viewer", "admin"}
     assert second["demo"] != first["demo"]
     assert User.objects.get(username="demo").check_password(second["demo"])
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.core import mail
 from django.core.checks import run_checks
 from django.db import connection
@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
-from aquadash.models import Tenant
+from aquadash.models import Role, Tenant
 from tests.conftest import CANARY_SECRET, DISALLOWED_BASE_URLS
 
 NEW_SECRET = "replacement-secret-0c9e1f"
@@ -31,9 +31,26 @@ def form_data(tenant: Tenant | None = None, **changes: object) -> dict:
         "auth_method": tenant.auth_method if tenant else "oauth",
         "identity": tenant.identity if tenant else "globex-client-id",
         "secret": "",
-        "groups": [group.pk for group in tenant.groups.all()] if tenant else [],
+        **grants_data(tenant),
     }
     return {**data, **changes}
+
+
+def grants_data(tenant: Tenant | None, *added: tuple[Group, Role]) -> dict:
+    """The Access inline as the form posts it: the tenant's grants unchanged, and `added`."""
+    grants = list(tenant.grants.all()) if tenant else []
+    data = {
+        "grants-TOTAL_FORMS": str(len(grants) + len(added)),
+        "grants-INITIAL_FORMS": str(len(grants)),
+        "grants-MIN_NUM_FORMS": "0",
+        "grants-MAX_NUM_FORMS": "1000",
+    }
+    for n, grant in enumerate(grants):
+        data |= {f"grants-{n}-id": grant.pk, f"grants-{n}-group": grant.group_id}
+        data |= {f"grants-{n}-role": grant.role, f"grants-{n}-tenant": tenant.pk}
+    for n, (group, role) in enumerate(added, start=len(grants)):
+        data |= {f"grants-{n}-group": group.pk, f"grants-{n}-role": role}
+    return data
 
 
 def change_url(tenant: Tenant) -> str:

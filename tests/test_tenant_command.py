@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from pytest_django.fixtures import Settings
 
-from aquadash.models import Tenant
+from aquadash.models import Role, Tenant
 from tests.conftest import CANARY_SECRET, DISALLOWED_BASE_URLS
 
 ADD = ["tenant", "add", "globex", "--name", "Globex", "--auth", "oauth", "--client-id", "gx-id"]
@@ -134,9 +134,21 @@ def test_update_groups_replace_the_granted_ones(tenant: Tenant) -> None:
     assert "Created group Finance." in output
 
 
+def test_groups_are_granted_in_the_role_of_their_option(tenant: Tenant) -> None:
+    run("tenant", "update", "acme", "--viewer-group", "Ops", "--admin-group", "IT")
+    run("tenant", "update", "acme", "--viewer-group", "Auditors", "--group", "Finance",
+        "--admin-group", "Finance")  # fmt: skip
+
+    grants = tenant.grants.values_list("group__name", "role").order_by("group__name")
+    assert list(grants) == [("Auditors", Role.VIEWER), ("Finance", Role.ADMIN)]
+    assert "Auditors (viewer), Finance (admin)" in run("tenant", "list")
+
+
 def test_list_never_prints_secrets(tenant: Tenant) -> None:
     output = run("tenant", "list")
-    assert "acme\tAcme\tus-prod-cloud2\toauth\tactive\tAcme staff\tnever tested" in output
+    assert (
+        "acme\tAcme\tus-prod-cloud2\toauth\tactive\tAcme staff (downloader)\tnever tested" in output
+    )
     assert CANARY_SECRET not in output
     assert tenant.encrypted_secret not in output
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from aquadash import notifications, watching
-from aquadash.models import Delivery, JobSnapshot, Watch
+from aquadash.models import Delivery, Grant, JobSnapshot, Role, Watch
 from tests.conftest import database_url
 from tests.watching.conftest import (
     HTMX,
@@ -127,6 +127,20 @@ def test_revoked_access_while_watching_stops_the_notification(
 
     assert mail.outbox == [] and chat_hook.posts == []
     assert Watch.objects.get().end == Watch.End.REVOKED
+
+
+def test_a_viewer_watching_is_notified(client, simulator_tenant, finance, sim_clock):
+    # Notifications carry no result data, so the viewer role is enough to be told.
+    Grant.objects.filter(tenant=simulator_tenant).update(role=Role.VIEWER)
+    open_job(client, simulator_tenant, RUNNING)
+    watch(client, simulator_tenant, RUNNING)
+    finish_running_job(sim_clock)
+    for _ in range(2):
+        time_passes()
+        run_worker()
+
+    assert [message.to for message in mail.outbox] == [["finance@example.com"]]
+    assert Watch.objects.get().end == Watch.End.FINAL
 
 
 def test_access_revoked_after_the_end_but_before_sending_sends_nothing(simulator_tenant, finance):

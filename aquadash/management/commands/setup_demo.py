@@ -13,20 +13,24 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from aquadash.models import CUSTOM_ENVIRONMENT, Tenant
+from aquadash.models import CUSTOM_ENVIRONMENT, Grant, Role, Tenant
 
 DEMO_SLUG = "demo"
 DEMO_GROUP = "Demo users"
+VIEWER_GROUP = "Demo viewers"
 
 
 class Command(BaseCommand):
-    help = "Create the demo tenant (the Zuora simulator) and the demo and admin users."
+    help = (
+        "Create the demo tenant (the Zuora simulator) and its users: demo (downloader), viewer "
+        "(viewer only: no result data) and admin (superuser)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--new-passwords",
             action="store_true",
-            help="Give the demo and admin users new random passwords.",
+            help="Give the demo, viewer and admin users new random passwords.",
         )
 
     def handle(self, *args: Any, new_passwords: bool, **options: Any) -> None:
@@ -53,12 +57,15 @@ class Command(BaseCommand):
                 "(set AQUADASH_SIMULATOR_URL, and list its host:port in ZUORA_EXTRA_HOSTS)."
             ) from None
         tenant.save()
-        group, _ = Group.objects.get_or_create(name=DEMO_GROUP)
-        tenant.groups.add(group)
         self.stdout.write(f"Tenant {tenant.name}: {url}")
-
-        demo = self._user("demo", superuser=False, new_password=new_passwords)
-        demo.groups.add(group)
+        # One user per role a person can see the difference of: files or none, and everything.
+        for username, group_name, role in [
+            ("demo", DEMO_GROUP, Role.DOWNLOADER),
+            ("viewer", VIEWER_GROUP, Role.VIEWER),
+        ]:
+            group, _ = Group.objects.get_or_create(name=group_name)
+            Grant.objects.update_or_create(tenant=tenant, group=group, defaults={"role": role})
+            self._user(username, superuser=False, new_password=new_passwords).groups.add(group)
         self._user("admin", superuser=True, new_password=new_passwords)
 
     def _user(self, username: str, *, superuser: bool, new_password: bool) -> AbstractUser:

@@ -18,9 +18,17 @@ from django.views.decorators.debug import sensitive_variables
 
 from aquadash import zuora
 from aquadash.admin import BASIC_AUTH_WARNING
-from aquadash.models import CUSTOM_ENVIRONMENT, AuditEvent, Tenant
+from aquadash.models import CUSTOM_ENVIRONMENT, AuditEvent, Grant, Role, Tenant
 
 SECRET_VARIABLE = "AQUADASH_TENANT_SECRET"
+
+
+# How each role is granted on the command line; --group is a downloader, as before roles.
+GRANT_OPTIONS = {
+    "--viewer-group": Role.VIEWER,
+    "--group": Role.DOWNLOADER,
+    "--admin-group": Role.ADMIN,
+}
 
 
 class Command(BaseCommand):
@@ -71,14 +79,16 @@ class Command(BaseCommand):
         )
         parser.add_argument("--org-ids", help="Multi-Org tenants only: comma-separated.")
         parser.add_argument("--time-zone", help="IANA name; default America/Los_Angeles.")
-        parser.add_argument(
-            "--group",
-            dest="groups",
-            action="append",
-            metavar="NAME",
-            help="A group granted this tenant; repeat for more. Missing groups are created. "
-            "With update, the groups given replace the granted ones.",
-        )
+        for option, role in GRANT_OPTIONS.items():
+            parser.add_argument(
+                option,
+                dest=f"{role}_groups",
+                action="append",
+                metavar="NAME",
+                help=f"A group granted this tenant as {role.value}; repeat for more. Missing "
+                "groups are created. With update, the groups given in any --…group option "
+                "replace the granted ones.",
+            )
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -119,8 +129,15 @@ class Command(BaseCommand):
             tenant.set_secret(read_secret())
         with transaction.atomic():
             tenant.save()
-            if options["groups"] is not None:
-                tenant.groups.set([self._group(name) for name in options["groups"]])
+            grants = {
+                name: role
+                for role in Role
+                for name in options[f"{role}_groups"] or ()  # a group given twice: its best
+            }
+            if any(options[f"{role}_groups"] is not None for role in Role):
+                tenant.grants.all().delete()
+                for name, role in grants.items():
+                    Grant.objects.create(tenant=tenant, group=self._group(name), role=role)
             if creating or moved or options.get("new_secret") or options["identity"] is not None:
                 AuditEvent.record(
                     AuditEvent.Kind.CREDENTIALS_CHANGED,
@@ -135,11 +152,14 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(BASIC_AUTH_WARNING))
 
     def list_tenants(self) -> None:
-        tenants = Tenant.objects.prefetch_related("groups")
+        tenants = Tenant.objects.prefetch_related("grants__group")
         if not tenants:
             self.stdout.write("No tenants yet: add one with `manage.py tenant add`.")
         for tenant in tenants:
-            groups = ", ".join(group.name for group in tenant.groups.all()) or "superusers only"
+            groups = (
+                ", ".join(f"{each.group.name} ({each.role})" for each in tenant.grants.all())
+                or "superusers only"
+            )
             if tenant.last_contact_at is None:
                 contact = "never tested"
             else:
