@@ -19,7 +19,7 @@ from aquadash import jobs, metrics, zuora
 from aquadash import simulator as sim
 from aquadash.models import Delivery, Watch
 from aquadash.shared_cache import shared_cache
-from tests.conftest import gunicorn_serving, wait_until
+from tests.conftest import gunicorn_serving, start_django, wait_until
 
 TOKEN = "metrics-token-for-tests-0123456789abcdef"
 JOB_ENDPOINT = "/v1/batch-query/jobs/{id}"
@@ -272,6 +272,13 @@ def test_counters_of_gunicorns_processes_add_up(simulator_tenant, make_user, sim
     # metrics files do not depend on the worker class.
     options = ("--workers", "2", "--worker-class", "sync", "--threads", "1")
     env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), "AQUADASH_METRICS_TOKEN": TOKEN}
+    # A process of the last run, now gone, counted 100 calls: a new server starts from nothing.
+    last_run = (
+        "from aquadash import metrics\n"
+        f"metrics.ZUORA_CALLS.labels('sim', 'GET', {JOB_ENDPOINT!r}, '200').inc(100)"
+    )
+    assert start_django(then=last_run, **env).returncode == 0
+    assert len(pids_with_counters(directory)) == 1
     simulator.add_fault("slow", job_id=sim.RUNNING_JOB_ID, seconds=2)
     with gunicorn_serving(simulator_tenant, options=options, **env) as base:
         slow = threading.Thread(
