@@ -7,9 +7,10 @@ a directory where each process keeps its counters in a file of its own; /metrics
 any one of them, adds them all up (prometheus_client's multiprocess mode). Without it (`make
 run`, tests) the counters live in the process, in prometheus_client's default registry.
 
-What is shared rather than counted (each tenant's API allowance and circuit breaker, the watch
-queue's lag, the notifications by outcome) is read when /metrics is asked, from the shared
-cache and the database: every server and worker writes there, so every server reports the same.
+What is shared rather than counted (each tenant's API allowance and circuit breaker, how late
+watched jobs and queued tasks are, the notifications by outcome) is read when /metrics is
+asked, from the shared cache and the database: every server and worker writes there, so every
+server reports the same.
 
 Labels are bounded: tenants by slug, Zuora endpoints by template ("/v1/files/{id}"), views by
 name, never a job or file ID.
@@ -21,15 +22,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_tasks_db.models import DBTaskResult, get_date_max
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -109,7 +112,8 @@ class CountRequests:
 
 
 class SharedState:
-    """The gauges read at scrape time from the shared cache and the database."""
+    """The gauges read at scrape time from the shared cache and the database. The models are
+    looked up by name: models.py counts through this module, so this one cannot import it."""
 
     def describe(self) -> list[Metric]:
         # Nothing to check at registration: collecting needs the database, not there yet.
@@ -163,8 +167,22 @@ class SharedState:
             "How long the most overdue watched job has waited past its check (0 when none is "
             "overdue): grows while no worker runs the rounds, or they fall behind.",
         )
-        lag.add_metric([], max(0.0, time.time() - due.timestamp()) if due else 0.0)
+        lag.add_metric([], _seconds_since(due))
         yield lag
+        # A task queued to run now has run_after at the far future; one queued for later waits
+        # from its run_after.
+        ready = DBTaskResult.objects.ready().aggregate(
+            now=Min("enqueued_at", filter=Q(run_after=get_date_max())),
+            later=Min("run_after", filter=~Q(run_after=get_date_max())),
+        )
+        waiting = [at for at in ready.values() if at is not None]
+        tasks = GaugeMetricFamily(
+            "aquadash_task_queue_lag_seconds",
+            "How long the oldest task ready to run (a watch round, a notification) has waited "
+            "for a worker (0 when none waits).",
+        )
+        tasks.add_metric([], _seconds_since(min(waiting, default=None)))
+        yield tasks
         deliveries = GaugeMetricFamily(
             "aquadash_deliveries",
             "Notifications of ended watches, by channel and outcome (pending, sending, sent, "
@@ -180,6 +198,10 @@ class SharedState:
         for channel, status, count in rows:
             deliveries.add_metric([channel, status], count)
         yield deliveries
+
+
+def _seconds_since(moment: datetime | None) -> float:
+    return max(0.0, time.time() - moment.timestamp()) if moment else 0.0
 
 
 SHARED_STATE = SharedState()

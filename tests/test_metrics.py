@@ -13,9 +13,10 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import Client
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 from prometheus_client.parser import text_string_to_metric_families
 
-from aquadash import jobs, metrics, zuora
+from aquadash import jobs, metrics, notifications, watching, zuora
 from aquadash import simulator as sim
 from aquadash.models import Delivery, Watch
 from aquadash.shared_cache import shared_cache
@@ -229,6 +230,19 @@ def test_the_watch_queue_lag_is_how_late_the_most_overdue_check_is(simulator_ten
         )
     lag = value(scrape(), "aquadash_watch_lag_seconds")
     assert 600 <= lag < 3600
+
+
+def test_the_task_queue_lag_is_how_long_the_oldest_ready_task_has_waited(db):
+    assert value(scrape(), "aquadash_task_queue_lag_seconds") == 0
+    now = timezone.now()
+    notifications.deliver.using(run_after=now + timedelta(hours=1)).enqueue(1)  # not due yet
+    watching.schedule_round()  # to run at once
+    DBTaskResult.objects.filter(task_path=watching.check_watches.module_path).update(
+        enqueued_at=now - timedelta(seconds=300)
+    )
+    assert 300 <= value(scrape(), "aquadash_task_queue_lag_seconds") < 900
+    notifications.deliver.using(run_after=now - timedelta(seconds=900)).enqueue(2)
+    assert 900 <= value(scrape(), "aquadash_task_queue_lag_seconds") < 3600
 
 
 def test_deliveries_are_counted_by_channel_and_outcome(simulator_tenant, make_user):
