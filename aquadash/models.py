@@ -549,7 +549,7 @@ class AuditEvent(models.Model):
 
     Page views are in Lookup and result data in Download; this holds what a security review
     asks about: credentials changed or unreadable, failed connection tests, tenants refused,
-    sign-in lockouts and downloads.
+    sign-in lockouts and downloads. Each event is also logged as a JSON line (audit.py).
     """
 
     class Kind(models.TextChoices):
