@@ -48,6 +48,9 @@ run: install
 	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 # Production serving: settings come from the environment (see the README's Configuration).
+# gunicorn.conf.py holds its hooks; each process keeps its metrics in PROMETHEUS_MULTIPROC_DIR
+# (a worker on the same machine may share it, so /metrics counts its Zuora calls too).
+serve worker: export PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/var/prometheus
 serve: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput

@@ -12,12 +12,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from aquadash import zuora
-from aquadash.models import Tenant
 from aquadash.shared_cache import shared_cache
+
+if TYPE_CHECKING:
+    from aquadash.models import Tenant
 
 
 class CircuitOpen(zuora.ZuoraUnavailable):
@@ -33,15 +36,25 @@ def now() -> float:
     return time.time()
 
 
-def _key(tenant: Tenant) -> str:
+def _key(tenant: "Tenant") -> str:
     return f"breaker:{tenant.pk}:{tenant.base_url_resolved}"
 
 
+def _state(key: str) -> dict:
+    return shared_cache.get(key) or {"failures": 0, "open_until": 0.0}
+
+
+def status(tenant: "Tenant") -> tuple[int, bool]:
+    """(calls failed in a row, whether the circuit is open), as every server sees it now."""
+    state = _state(_key(tenant))
+    return state["failures"], bool(state["open_until"])
+
+
 @contextmanager
-def guarded(tenant: Tenant) -> Iterator[None]:
+def guarded(tenant: "Tenant") -> Iterator[None]:
     """Run a call to the tenant's Zuora, or raise CircuitOpen without making it."""
     key = _key(tenant)
-    state = shared_cache.get(key) or {"failures": 0, "open_until": 0.0}
+    state = _state(key)
     if state["open_until"]:
         # Open: refuse until the time is up, then let exactly one probe through.
         probe_free = state["open_until"] <= now() and shared_cache.add(

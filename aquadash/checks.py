@@ -5,6 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Tags, Warning, register
 
+MIN_METRICS_TOKEN = 32  # characters; secrets.token_urlsafe(32) gives 43
+
 
 @register(Tags.security, deploy=True)
 def extra_hosts_in_production(**kwargs: Any) -> list[Warning]:
@@ -17,5 +19,20 @@ def extra_hosts_in_production(**kwargs: Any) -> list[Warning]:
             "hosts as well as to Zuora's own.",
             hint="Unset it in production; it is meant for the simulator and tests.",
             id="aquadash.W001",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def short_metrics_token(**kwargs: Any) -> list[Warning]:
+    token = settings.AQUADASH_METRICS_TOKEN
+    if not token or len(token) >= MIN_METRICS_TOKEN:
+        return []
+    return [
+        Warning(
+            f"AQUADASH_METRICS_TOKEN is {len(token)} characters long: short enough to guess.",
+            hint=f"Use at least {MIN_METRICS_TOKEN} random characters, such as the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+            id="aquadash.W002",
         )
     ]

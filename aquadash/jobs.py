@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 
-from aquadash import allowance, breaker, zuora
+from aquadash import allowance, breaker, metrics, zuora
 from aquadash.models import JobSnapshot, Tenant
 from aquadash.shared_cache import shared_cache
 
@@ -108,7 +108,9 @@ def fetch_job(
         # to show, waits briefly for its answer; nobody holds a worker longer than that.
         worth_waiting = refresh or not (cached or snapshot)
         if worth_waiting and (answer := _wait_for(key, newer_than=cached.at if cached else 0)):
+            metrics.single_flight_wait(tenant.slug, "answer")
             return _state_from_cache(tenant, answer, snapshot)
+        metrics.single_flight_wait(tenant.slug, "gave_up" if worth_waiting else "served")
         # Its answer, shared when it comes, is the next news: not sooner than a poll from now.
         soon = timezone.now() + timedelta(seconds=settings.AQUADASH_POLL_SECONDS)
         if cached:

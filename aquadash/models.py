@@ -14,7 +14,7 @@ from django.db.models import Case, Max, Value, When
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from aquadash import allowance, encryption, zuora
+from aquadash import allowance, audit, encryption, metrics, zuora
 from aquadash.shared_cache import shared_cache
 
 logger = logging.getLogger(__name__)
@@ -267,6 +267,7 @@ class Tenant(models.Model):
             connect_timeout=settings.ZUORA_CONNECT_TIMEOUT,
             read_timeout=settings.ZUORA_READ_TIMEOUT,
             on_allowance=allowance.recorder(self.pk) if self.pk else None,
+            on_call=metrics.zuora_calls(self.slug),
         )
 
     def check_connection(self, *, by: AbstractBaseUser | None = None) -> tuple[bool, str]:
@@ -592,6 +593,7 @@ class Download(models.Model):
         self.save(
             update_fields=["outcome", "detail", "records_counted", "finished_at", "bytes_sent"]
         )
+        metrics.download_ended(self.tenant.slug, self.kind, outcome, self.bytes_sent)
         what = self.get_kind_display() + (f" ({self.variant_label})" if self.variant else "")
         AuditEvent.record(
             AuditEvent.Kind.DOWNLOAD,
@@ -608,7 +610,7 @@ class AuditEvent(models.Model):
 
     Page views are in Lookup and result data in Download; this holds what a security review
     asks about: credentials changed or unreadable, failed connection tests, tenants refused,
-    sign-in lockouts and downloads.
+    sign-in lockouts and downloads. Each event is also logged as a JSON line (audit.py).
     """
 
     class Kind(models.TextChoices):
@@ -668,7 +670,7 @@ class AuditEvent(models.Model):
             key = f"audit:{kind}:{known.pk if known else username}:{tenant.pk if tenant else ''}"
             if not shared_cache.add(f"{key}:{target}", 1, once_per):
                 return
-        cls.objects.create(
+        event = cls.objects.create(
             kind=kind,
             user=known,
             username=(known.get_username() if known else username)[:150],
@@ -676,6 +678,14 @@ class AuditEvent(models.Model):
             tenant_name=tenant.name if tenant else "",
             target=target[:200],
             detail=detail[:500],
+        )
+        audit.write(
+            at=event.at,
+            kind=event.kind,
+            user=event.username,
+            tenant=tenant.slug if tenant else "",
+            target=event.target,
+            detail=event.detail,
         )
 
 

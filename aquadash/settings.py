@@ -170,6 +170,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "aquadash.metrics.CountRequests",  # outermost: counts every answer, redirects included
+    "aquadash.audit.RequestId",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -457,6 +459,18 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "aquadash.redaction.SecretHidingReporterFilt
 # worker deletes older ones itself, once an hour.
 AQUADASH_TASK_DAYS = envint("AQUADASH_TASK_DAYS", 2)
 
+# /metrics for Prometheus answers only with this token (Authorization: Bearer); unset, it is off
+# (404). Under gunicorn's several processes, PROMETHEUS_MULTIPROC_DIR names the directory where
+# each keeps its counters (`make serve` sets it; gunicorn.conf.py clears it at start).
+AQUADASH_METRICS_TOKEN = os.environ.get("AQUADASH_METRICS_TOKEN", "").strip()
+if metrics_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+    try:
+        Path(metrics_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"PROMETHEUS_MULTIPROC_DIR must be a directory aquadash can write ({exc.strerror})."
+        ) from None
+
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 
 
@@ -475,8 +489,16 @@ LOGGING = {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         "no_task_lines": {"()": "django.utils.log.CallbackFilter", "callback": not_a_task_line},
     },
+    "formatters": {"message_only": {"format": "%(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["redact", "no_task_lines"]},
+        # One JSON object a line, nothing before it, on stderr: for the security team's log
+        # pipeline (audit.py writes them).
+        "audit": {
+            "class": "logging.StreamHandler",
+            "formatter": "message_only",
+            "filters": ["redact"],
+        },
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
             "level": "ERROR",
@@ -489,6 +511,8 @@ LOGGING = {
         # The sign-in throttle logs four INFO lines per sign-in, drowning what a terminal is
         # read for (the worker's e-mails): only at LOG_LEVEL=DEBUG.
         "axes": {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"},
+        # Every AuditEvent, whatever LOG_LEVEL says; only on its own handler.
+        "aquadash.audit": {"handlers": ["audit"], "level": "INFO", "propagate": False},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

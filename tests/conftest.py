@@ -89,11 +89,17 @@ def database_url() -> str:
 
 @contextlib.contextmanager
 def gunicorn_serving(
-    tenant: Tenant, *, settings_module: str = "tests.settings", log: IO | None = None, **env: str
+    tenant: Tenant,
+    *,
+    settings_module: str = "tests.settings",
+    log: IO | None = None,
+    options: tuple[str, ...] = (),
+    **env: str,
 ) -> Iterator[str]:
     """aquadash under gunicorn, as in production, reading the test database and allowed to
-    call `tenant`'s Zuora (the simulator); yields its base URL. Tests using it need
-    `django_db(transaction=True)`, so the server sees what they wrote."""
+    call `tenant`'s Zuora (the simulator); yields its base URL. `options` go on gunicorn's
+    command line after ours, so they win. Tests using it need `django_db(transaction=True)`,
+    so the server sees what they wrote."""
     zuora = urlsplit(tenant.base_url)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -111,7 +117,7 @@ def gunicorn_serving(
         + ["--workers", "1", "--threads", "8", "--bind", f"127.0.0.1:{port}"]
         # A worker told to quit still lets its threads finish, and one may be waiting seconds
         # for a request on a connection Chromium opened ahead: after 2 s the server kills it.
-        + ["--graceful-timeout", "2"],
+        + ["--graceful-timeout", "2", *options],
         cwd=settings.BASE_DIR,
         env=env,
         stdout=log or subprocess.DEVNULL,
@@ -332,11 +338,15 @@ def canary_never_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             texts.append((f"a log record from {record.name}", lambda: text))
 
     recorder = Recorder()
-    logging.getLogger().addHandler(recorder)
+    # The audit lines do not propagate to the root logger: they have a handler of their own.
+    loggers = [logging.getLogger(), logging.getLogger("aquadash.audit")]
+    for logger in loggers:
+        logger.addHandler(recorder)
     try:
         yield
     finally:
-        logging.getLogger().removeHandler(recorder)
+        for logger in loggers:
+            logger.removeHandler(recorder)
     for message in getattr(mail, "outbox", []):
         parts = [message.subject, message.body]
         parts += [str(content) for content, _ in getattr(message, "alternatives", [])]

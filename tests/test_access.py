@@ -17,7 +17,8 @@ from aquadash.access import tenant_required
 from aquadash.models import Tenant
 
 # The only views anyone may reach without signing in.
-PUBLIC = {"login", "logout", "health", "favicon", "admin:login", "admin:logout"}
+# /metrics needs no sign-in but its own token (tests/test_metrics.py).
+PUBLIC = {"login", "logout", "health", "favicon", "metrics", "admin:login", "admin:logout"}
 
 
 @pytest.fixture

@@ -64,6 +64,10 @@ MAX_RETRY_WAIT = 5.0  # seconds; a person is waiting for the page
 MAX_RETRY_AFTER = 3600  # seconds; a longer Retry-After is taken as an hour
 TOKEN_EARLY_EXPIRY = 60  # seconds before Zuora's expiry that we stop using a token
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+# The paths' templates, as reported to Connection.on_call: the same few whatever the IDs.
+JOB_ENDPOINT = "/v1/batch-query/jobs/{id}"
+LAST_COMPLETED_ENDPOINT = "/v1/batch-query/jobs/partner/{partner}/project/{project}"
+FILE_ENDPOINT = "/v1/files/{id}"
 
 
 class TokenCache(Protocol):
@@ -115,11 +119,15 @@ class Connection:
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     # Told the tenant's allowance after every answer that states it, so the app can keep it.
     on_allowance: Callable[[Allowance], None] | None = field(default=None, repr=False)
+    # Told of every request sent, for the app's metrics: (method, endpoint, outcome). The
+    # endpoint is the path's template ("/v1/batch-query/jobs/{id}"), never an ID; the outcome is
+    # the HTTP status ("200", "429") or, when Zuora did not answer, "timeout" or "unreachable".
+    on_call: Callable[[str, str, str], None] | None = field(default=None, repr=False)
 
 
 def get_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
-    job = _call_job(conn, "GET", f"/v1/batch-query/jobs/{job_id}")
+    job = _call_job(conn, "GET", f"/v1/batch-query/jobs/{job_id}", endpoint=JOB_ENDPOINT)
     if job.id != job_id:
         raise unreadable("the answer is about a different job", job.track_id)
     return job
@@ -129,16 +137,16 @@ def get_last_completed_job(conn: Connection, *, partner: str, project: str) -> J
     path = "/v1/batch-query/jobs/partner/{}/project/{}".format(
         _path_part(partner, "partner"), _path_part(project, "project")
     )
-    return _call_job(conn, "GET", path)
+    return _call_job(conn, "GET", path, endpoint=LAST_COMPLETED_ENDPOINT)
 
 
 def cancel_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
-    return _call_job(conn, "DELETE", f"/v1/batch-query/jobs/{job_id}")
+    return _call_job(conn, "DELETE", f"/v1/batch-query/jobs/{job_id}", endpoint=JOB_ENDPOINT)
 
 
-def _call_job(conn: Connection, method: str, path: str) -> Job:
-    data, track_id, request_id = _call_json(conn, method, path)
+def _call_job(conn: Connection, method: str, path: str, *, endpoint: str) -> Job:
+    data, track_id, request_id = _call_json(conn, method, path, endpoint=endpoint)
     try:
         return parse_job(
             data, zone=conn.zone, tenant=conn.tenant, track_id=track_id, request_id=request_id
@@ -188,7 +196,9 @@ def open_file(conn: Connection, *, file_id: str, retention_days: int = 3) -> Res
     """Start downloading a result file; Zuora purges them `retention_days` after completion."""
     file_id = check_id(file_id, what="file")
     deadline = _deadline(conn)
-    response, track_id = _call(conn, "GET", f"/v1/files/{file_id}", deadline=deadline, accept="*/*")
+    response, track_id = _call(
+        conn, "GET", f"/v1/files/{file_id}", endpoint=FILE_ENDPOINT, deadline=deadline, accept="*/*"
+    )
     if response.status_code == 404:
         response.close()
         raise FileNotFound(
@@ -254,7 +264,15 @@ def _open_connection(conn: Connection, *, track_id: str, deadline: float) -> Non
         "apiAccessKeyId": credentials.identity,
         "apiSecretAccessKey": credentials.secret,
     }
-    response = _send(conn, "POST", base_url + "/v1/connections", headers, deadline, track_id)
+    response = _send(
+        conn,
+        "POST",
+        base_url + "/v1/connections",
+        headers,
+        deadline,
+        track_id,
+        endpoint="/v1/connections",
+    )
     logger.debug("Zuora POST /v1/connections -> %s (track %s)", response.status_code, track_id)
     _refuse_redirect(response, track_id)
     with response, _quoting(response):
@@ -281,11 +299,17 @@ def new_track_id() -> str:
 
 
 def _call_json(
-    conn: Connection, method: str, path: str, *, deadline: float | None = None, reauth: bool = True
+    conn: Connection,
+    method: str,
+    path: str,
+    *,
+    endpoint: str,
+    deadline: float | None = None,
+    reauth: bool = True,
 ) -> tuple[Any, str, str]:
     """(the answer's JSON, our track ID, Zuora's request ID)."""
     deadline = deadline or _deadline(conn)
-    response, track_id = _call(conn, method, path, deadline=deadline)
+    response, track_id = _call(conn, method, path, endpoint=endpoint, deadline=deadline)
     with response, _quoting(response):
         data = _read_json_body(response, track_id, deadline)
         if response.status_code != 200:
@@ -295,7 +319,9 @@ def _call_json(
         # more with the stored credentials before saying they were rejected.
         _forget_token(conn)
         if reauth and conn.credentials.method == "oauth":
-            return _call_json(conn, method, path, deadline=deadline, reauth=False)
+            return _call_json(
+                conn, method, path, endpoint=endpoint, deadline=deadline, reauth=False
+            )
     return data, track_id, _request_id(response)
 
 
@@ -323,7 +349,13 @@ def _deadline(conn: Connection) -> float:
 
 @sensitive_variables()
 def _call(
-    conn: Connection, method: str, path: str, *, deadline: float, accept: str = "application/json"
+    conn: Connection,
+    method: str,
+    path: str,
+    *,
+    endpoint: str,
+    deadline: float,
+    accept: str = "application/json",
 ) -> tuple[requests.Response, str]:
     """Send one request with auth, retries and the safety rules; returns (response, track ID)."""
     base_url = check_base_url(conn.base_url, extra_hosts=conn.extra_hosts)
@@ -333,7 +365,9 @@ def _call(
     while True:
         attempt += 1
         headers = _headers(conn, track_id, accept) | _auth_headers(conn, track_id, deadline)
-        response = _send(conn, method, base_url + path, headers, deadline, track_id)
+        response = _send(
+            conn, method, base_url + path, headers, deadline, track_id, endpoint=endpoint
+        )
         _tell_allowance(conn, response)
         status = response.status_code
         logger.debug("Zuora %s %s -> %s (track %s)", method, path, status, track_id)
@@ -398,12 +432,38 @@ def _send(
     deadline: float,
     track_id: str,
     data: dict | None = None,
+    *,
+    endpoint: str,
 ) -> requests.Response:
+    """One request; each is reported to `conn.on_call`, answered or not."""
     read_timeout = min(conn.read_timeout, deadline - time.monotonic())
     if read_timeout <= 0:
         raise ZuoraTimeout(
             "Zuora took too long to answer. Try again in a minute.", track_id=track_id
         )
+    outcome = "unreachable"
+    try:
+        response = _request(conn, method, url, headers, data, read_timeout, track_id)
+        outcome = str(response.status_code)
+        return response
+    except ZuoraTimeout:
+        outcome = "timeout"
+        raise
+    finally:
+        if conn.on_call is not None:
+            conn.on_call(method, endpoint, outcome)
+
+
+@sensitive_variables()
+def _request(
+    conn: Connection,
+    method: str,
+    url: str,
+    headers: dict,
+    data: dict | None,
+    read_timeout: float,
+    track_id: str,
+) -> requests.Response:
     try:
         return conn.session.request(
             method,
@@ -696,7 +756,14 @@ def _fetch_token(conn: Connection, *, track_id: str, deadline: float) -> tuple[s
     }
     headers = _headers(conn, track_id, token_call=True)
     response = _send(
-        conn, "POST", base_url + "/oauth/token", headers, deadline, track_id, data=form
+        conn,
+        "POST",
+        base_url + "/oauth/token",
+        headers,
+        deadline,
+        track_id,
+        data=form,
+        endpoint="/oauth/token",
     )
     _tell_allowance(conn, response, sign_in=True)
     logger.debug("Zuora POST /oauth/token -> %s (track %s)", response.status_code, track_id)
