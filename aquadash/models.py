@@ -315,7 +315,10 @@ class JobSnapshot(models.Model):
     name = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=32)
     is_final = models.BooleanField(default=False)
-    raw = models.JSONField(help_text="The job exactly as Zuora last returned it.")
+    raw = models.JSONField(
+        help_text="The job exactly as Zuora last returned it: its times without an offset are "
+        "in the tenant's time zone."
+    )
     track_id = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(
         max_length=64, blank=True, help_text="Zuora-Request-Id of that answer, for Zuora support."

@@ -22,6 +22,13 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.AlterField(
+            model_name="jobsnapshot",
+            name="raw",
+            field=models.JSONField(
+                help_text="The job exactly as Zuora last returned it: its times without an offset are in the tenant's time zone."
+            ),
+        ),
+        migrations.AlterField(
             model_name="tenant",
             name="base_url",
             field=models.CharField(
