@@ -311,7 +311,7 @@ class JobSnapshot(models.Model):
     """The last thing Zuora said about a job. It outlives Zuora's 180-day retention."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
-    job_id = models.CharField(max_length=32)
+    job_id = models.CharField("job ID", max_length=32)
     name = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=32)
     is_final = models.BooleanField(default=False)
@@ -319,9 +319,12 @@ class JobSnapshot(models.Model):
         help_text="The job exactly as Zuora last returned it: its times without an offset are "
         "in the tenant's time zone."
     )
-    track_id = models.CharField(max_length=64, blank=True)
+    track_id = models.CharField("track ID", max_length=64, blank=True)
     request_id = models.CharField(
-        max_length=64, blank=True, help_text="Zuora-Request-Id of that answer, for Zuora support."
+        "request ID",
+        max_length=64,
+        blank=True,
+        help_text="Zuora-Request-Id of that answer, for Zuora support.",
     )
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_fetched_at = models.DateTimeField()
@@ -454,7 +457,7 @@ class Lookup(models.Model):
     )
     username = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="lookups")
-    job_id = models.CharField(max_length=64)
+    job_id = models.CharField("job ID", max_length=64)
     job_name = models.CharField(max_length=255, blank=True)
     job_status = models.CharField(max_length=32, blank=True)
     outcome = models.CharField(max_length=200)
@@ -522,9 +525,11 @@ class Download(models.Model):
     )
     username = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="downloads")
-    job_id = models.CharField(max_length=32)
-    batch_id = models.CharField(max_length=32, blank=True)
-    file_id = models.CharField(max_length=32, blank=True, help_text="Blank for a whole batch.")
+    job_id = models.CharField("job ID", max_length=32)
+    batch_id = models.CharField("batch ID", max_length=32, blank=True)
+    file_id = models.CharField(
+        "file ID", max_length=32, blank=True, help_text="Blank for a whole batch."
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     # The variants in the words of the download links, for the trails people read.
     VARIANTS = {"csv": "CSV", "excel": "CSV for Excel", "xlsx": "xlsx"}
@@ -684,7 +689,7 @@ class Watch(models.Model):
         REVOKED = "revoked", "no longer allowed to see the tenant"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="watches")
-    job_id = models.CharField(max_length=32)
+    job_id = models.CharField("job ID", max_length=32)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watches"
     )

@@ -13,6 +13,26 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(
             model_name="download",
+            name="batch_id",
+            field=models.CharField(blank=True, max_length=32, verbose_name="batch ID"),
+        ),
+        migrations.AlterField(
+            model_name="download",
+            name="file_id",
+            field=models.CharField(
+                blank=True,
+                help_text="Blank for a whole batch.",
+                max_length=32,
+                verbose_name="file ID",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="download",
+            name="job_id",
+            field=models.CharField(max_length=32, verbose_name="job ID"),
+        ),
+        migrations.AlterField(
+            model_name="download",
             name="variant",
             field=models.CharField(
                 blank=True,
@@ -23,10 +43,35 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(
             model_name="jobsnapshot",
+            name="job_id",
+            field=models.CharField(max_length=32, verbose_name="job ID"),
+        ),
+        migrations.AlterField(
+            model_name="jobsnapshot",
             name="raw",
             field=models.JSONField(
                 help_text="The job exactly as Zuora last returned it: its times without an offset are in the tenant's time zone."
             ),
+        ),
+        migrations.AlterField(
+            model_name="jobsnapshot",
+            name="request_id",
+            field=models.CharField(
+                blank=True,
+                help_text="Zuora-Request-Id of that answer, for Zuora support.",
+                max_length=64,
+                verbose_name="request ID",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="jobsnapshot",
+            name="track_id",
+            field=models.CharField(blank=True, max_length=64, verbose_name="track ID"),
+        ),
+        migrations.AlterField(
+            model_name="lookup",
+            name="job_id",
+            field=models.CharField(max_length=64, verbose_name="job ID"),
         ),
         migrations.AlterField(
             model_name="tenant",
@@ -60,5 +105,10 @@ class Migration(migrations.Migration):
             model_name="tenant",
             name="last_contact_ok",
             field=models.BooleanField(editable=False, null=True, verbose_name="worked"),
+        ),
+        migrations.AlterField(
+            model_name="watch",
+            name="job_id",
+            field=models.CharField(max_length=32, verbose_name="job ID"),
         ),
     ]
