@@ -2,13 +2,16 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import get_fields_from_path, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
@@ -96,8 +99,16 @@ class TenantForm(forms.ModelForm):
             "clear_webhook_url",
         ]
 
+    @staticmethod
+    def nothing_to_clear(tenant: Tenant | None) -> set[str]:
+        """The "clear" boxes of what this tenant has not stored: neither shown nor taken."""
+        stored = {"clear_secret": "encrypted_secret", "clear_webhook_url": "encrypted_webhook_url"}
+        return {box for box, field in stored.items() if not getattr(tenant, field, "")}
+
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+        for box in self.nothing_to_clear(self.instance):
+            del self.fields[box]
         if self.instance.encrypted_secret:
             self.fields["secret"].help_text = (
                 "A secret is stored (encrypted; it is never shown). Leave blank to keep it, or "
@@ -242,14 +253,21 @@ class TenantAdmin(admin.ModelAdmin):
         tenants = self._administered(request)
         return (tenants.filter(pk=tenant.pk) if tenant else tenants).exists()
 
+    def get_fieldsets(self, request: HttpRequest, obj: Tenant | None = None) -> list:
+        hidden = TenantForm.nothing_to_clear(obj)
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+            for name, options in self.fieldsets
+        ]
+
     @admin.display(description="last contact", ordering="last_contact_at")
     def last_contact(self, tenant: Tenant) -> str:
         if tenant.last_contact_at is None:
             return "never"
-        when = timezone.localtime(tenant.last_contact_at).strftime("%Y-%m-%d %H:%M")
+        when = date_format(timezone.localtime(tenant.last_contact_at), "SHORT_DATETIME_FORMAT")
         return f"{'OK' if tenant.last_contact_ok else 'failed'}, {when}"
 
-    @admin.display(description="Zuora API allowance")
+    @admin.display(description="API allowance")
     def api_allowance(self, tenant: Tenant) -> str:
         left = allowance.latest(tenant.pk)
         return str(left) if left else "not known"
@@ -351,8 +369,17 @@ class CsvExportAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         changelist = self.get_changelist_instance(request)  # the list's filters and search
         rows = changelist.get_queryset(request).values_list(*self.csv_columns)
+        # Choices in words ("CSV for Excel", not "excel"), as the list and the pages say them.
+        labels = [
+            dict(get_fields_from_path(self.model, column)[-1].flatchoices)
+            for column in self.csv_columns
+        ]
+        readable = (
+            [words.get(value, value) for words, value in zip(labels, row, strict=True)]
+            for row in rows.iterator(chunk_size=2000)
+        )
         name = f"{self.opts.verbose_name_plural.replace(' ', '-')}.csv"
-        return exports.csv_response(name, self.csv_columns, rows.iterator(chunk_size=2000))
+        return exports.csv_response(name, self.csv_columns, readable)
 
 
 @admin.register(Lookup)
@@ -375,18 +402,46 @@ class JobSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(Download)
 class DownloadAdmin(CsvExportAdmin):
-    list_display = ["started_at", "username", "tenant", "job_id", "kind", "variant_label",
-                    "file_id", "bytes_sent", "records_counted", "outcome"]  # fmt: skip
+    # What was fetched (kind, variant, file ID) in one column, bytes and records in another, and
+    # no batch ID (it is on each download's page and in the CSV): the list fits a 1440 px window
+    # beside the navigation and the filters.
+    list_display = ["started_at", "username", "tenant", "job_id", "what", "size", "outcome"]
     csv_columns = ["started_at", "finished_at", "username", "tenant__slug", "job_id",
                    "batch_id", "file_id", "kind", "variant", "bytes_sent", "records_counted",
                    "outcome", "detail"]  # fmt: skip
+    fields = ["started_at", "finished_at", "user", "username", "tenant", "job_id", "batch_id",
+              "file_id", "kind", "variant", "sent", "records", "outcome", "detail"]  # fmt: skip
+    readonly_fields = ["sent", "records"]
     list_filter = ["tenant", "kind", "outcome", "started_at"]
     search_fields = ["job_id", "file_id", "batch_id", "username"]
     date_hierarchy = "started_at"
 
-    @admin.display(description="variant", ordering="variant")
-    def variant_label(self, download: Download) -> str:
-        return download.variant_label
+    @admin.display(description="what", ordering="kind")
+    def what(self, download: Download) -> str:
+        variant = f" ({download.variant_label})" if download.variant else ""
+        if not download.file_id:
+            return download.get_kind_display() + variant
+        return format_html(
+            '{}<br><span class="id">{}</span>',
+            download.get_kind_display() + variant,
+            download.file_id,
+        )
+
+    @admin.display(description="sent", ordering="bytes_sent")
+    def size(self, download: Download) -> str:
+        if download.records_counted is None:
+            return filesizeformat(download.bytes_sent)
+        return format_html(
+            "{}<br>{} records", filesizeformat(download.bytes_sent), self.records(download)
+        )
+
+    @admin.display(description="sent")
+    def sent(self, download: Download) -> str:
+        return f"{filesizeformat(download.bytes_sent)} ({download.bytes_sent:,} bytes)"
+
+    @admin.display(description="records", ordering="records_counted")
+    def records(self, download: Download) -> str:
+        return "—" if download.records_counted is None else f"{download.records_counted:,}"
 
 
 @admin.register(AuditEvent)
@@ -433,29 +488,51 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(Watch)
 class WatchAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "user", "tenant", "job_id", "job_name", "ended_at", "end",
-                    "notified"]  # fmt: skip
+    # The job's ID and name in one column, how and when the watch ended in another,
+    # and delivery errors on each watch's page: the list fits a 1440 px window.
+    list_display = ["created_at", "user", "tenant", "job", "ended", "notified"]
     list_filter = ["tenant", "end", "created_at"]
     search_fields = ["job_id", "job_name", "user__username"]
     date_hierarchy = "created_at"
     inlines = [DeliveryInline]
 
     def get_queryset(self, request: HttpRequest) -> object:
-        return super().get_queryset(request).select_related("user", "tenant")
+        watches = super().get_queryset(request).select_related("user", "tenant")
+        return watches.prefetch_related("deliveries")
+
+    @admin.display(description="job", ordering="job_id")
+    def job(self, watch: Watch) -> str:
+        return format_html('<span class="id">{}</span><br>{}', watch.job_id, watch.job_name)
+
+    @admin.display(description="ended", ordering="ended_at")
+    def ended(self, watch: Watch) -> str:
+        if watch.ended_at is None:
+            return "still watching"
+        when = date_format(timezone.localtime(watch.ended_at), "SHORT_DATETIME_FORMAT")
+        return f"{watch.get_end_display()}, {when}"
 
     @admin.display(description="notified")
     def notified(self, watch: Watch) -> str:
         return "; ".join(
-            f"{d.get_channel_display()}: {d.get_status_display()}"
-            + (f" ({d.last_error})" if d.last_error else "")
-            for d in watch.deliveries.all()
+            f"{d.get_channel_display()}: {d.get_status_display()}" for d in watch.deliveries.all()
         )
 
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "watch", "channel", "recipient", "status", "attempts",
-                    "last_error", "sent_at"]  # fmt: skip
+    # The watch as its job, the attempts beside the status, the time sent on each delivery's
+    # page: the list fits a 1440 px window beside the navigation and the filters.
+    list_display = ["created_at", "job", "channel", "recipient", "status_and_attempts",
+                    "last_error"]  # fmt: skip
     list_filter = ["channel", "status", "watch__tenant"]
     search_fields = ["recipient", "watch__job_id", "watch__user__username"]
-    list_select_related = ["watch__user"]
+    list_select_related = ["watch"]
+
+    @admin.display(description="job", ordering="watch__job_id")
+    def job(self, delivery: Delivery) -> str:
+        return delivery.watch.job_id
+
+    @admin.display(description="status", ordering="status")
+    def status_and_attempts(self, delivery: Delivery) -> str:
+        tries = delivery.attempts
+        return f"{delivery.get_status_display()} ({tries} attempt{'' if tries == 1 else 's'})"

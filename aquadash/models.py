@@ -11,7 +11,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import connection, models
 from django.db.models import Case, Max, Value, When
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.views.decorators.debug import sensitive_variables
 
 from aquadash import allowance, audit, encryption, metrics, zuora
@@ -20,6 +22,17 @@ from aquadash.shared_cache import shared_cache
 logger = logging.getLogger(__name__)
 
 CUSTOM_ENVIRONMENT = "custom"
+
+# Zuora's answers about one job or file: the tenant's connection worked.
+ANSWERS_ABOUT_ONE_REQUEST = (
+    zuora.JobNotFound,
+    zuora.FileNotFound,
+    zuora.FileTooLarge,
+    zuora.UnknownPartner,
+    zuora.RequestRejected,
+)
+ANSWERED = "Zuora answered a page, download or watch."
+CONTACT_NOTED_EVERY = 60  # seconds
 
 
 def validate_time_zone(value: str) -> None:
@@ -87,8 +100,9 @@ class Tenant(models.Model):
         "base URL",
         max_length=200,
         blank=True,
-        help_text="Only for “Other host”: a host:port that whoever runs aquadash listed in "
-        "ZUORA_EXTRA_HOSTS, such as the simulator.",
+        help_text="Only for “Other host”: the host's whole URL, with https:// (or http:// where "
+        "ZUORA_ALLOW_HTTP allows it) and no path, such as http://127.0.0.1:8765 for the simulator. "
+        "Its host and port must be listed in ZUORA_EXTRA_HOSTS by whoever runs aquadash.",
     )
     auth_method = models.CharField(
         max_length=10,
@@ -149,9 +163,17 @@ class Tenant(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    last_contact_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_contact_ok = models.BooleanField(null=True, editable=False)
-    last_contact_message = models.CharField(max_length=500, blank=True, editable=False)
+    # Set by Test connection and by every call pages, downloads and watches make (note_answer).
+    last_contact_at = models.DateTimeField(
+        "last contact", null=True, blank=True, editable=False,
+        help_text="When Zuora last answered aquadash for this tenant, or failed to: a Test "
+        "connection, or a page, download or watch (noted at most once a minute while nothing "
+        "changes).",
+    )  # fmt: skip
+    last_contact_ok = models.BooleanField("worked", null=True, editable=False)
+    last_contact_message = models.CharField(
+        "what Zuora said", max_length=500, blank=True, editable=False
+    )
     # A Slack-compatible incoming webhook for watch notifications. Its URL is a secret (anyone
     # holding it can post to the channel), so it is stored encrypted like the Zuora secret.
     encrypted_webhook_url = models.TextField(blank=True, editable=False)
@@ -189,6 +211,13 @@ class Tenant(models.Model):
             return
         if not self.base_url:
             raise ValidationError({"base_url": "“Other host” needs a base URL."})
+        if "://" not in self.base_url:
+            raise ValidationError(
+                {
+                    "base_url": "Type the whole URL, starting with https:// (or http://), such as "
+                    "http://127.0.0.1:8765 for the simulator."
+                }
+            )
         try:
             self.base_url = zuora.check_base_url(
                 self.base_url, extra_hosts=settings.ZUORA_EXTRA_HOSTS
@@ -268,6 +297,7 @@ class Tenant(models.Model):
             read_timeout=settings.ZUORA_READ_TIMEOUT,
             on_allowance=allowance.recorder(self.pk) if self.pk else None,
             on_call=metrics.zuora_calls(self.slug),
+            on_answer=self.note_answer if self.pk else None,
         )
 
     def check_connection(self, *, by: AbstractBaseUser | None = None) -> tuple[bool, str]:
@@ -287,6 +317,19 @@ class Tenant(models.Model):
                 detail=message,
             )
         return ok, message
+
+    def note_answer(self, error: zuora.ZuoraError | None) -> None:
+        """How a call to Zuora ended, kept as the last contact: written at once when it went
+        from working to failing or back, else at most once a minute, so that a busy tenant
+        costs no database write per call."""
+        if isinstance(error, zuora.InvalidId):  # refused before anything was sent
+            return
+        ok = error is None or isinstance(error, ANSWERS_ABOUT_ONE_REQUEST)
+        key = f"tenant-contact:{self.pk}"
+        if ok == self.last_contact_ok and not shared_cache.add(key, 1, CONTACT_NOTED_EVERY):
+            return
+        shared_cache.set(key, 1, CONTACT_NOTED_EVERY)
+        self.record_contact(ok, ANSWERED if ok else error.message)
 
     def record_contact(self, ok: bool, message: str) -> None:
         self.last_contact_at = timezone.now()
@@ -330,14 +373,20 @@ class JobSnapshot(models.Model):
     """The last thing Zuora said about a job. It outlives Zuora's 180-day retention."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
-    job_id = models.CharField(max_length=32)
+    job_id = models.CharField("job ID", max_length=32)
     name = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=32)
     is_final = models.BooleanField(default=False)
-    raw = models.JSONField(help_text="The job exactly as Zuora last returned it.")
-    track_id = models.CharField(max_length=64, blank=True)
+    raw = models.JSONField(
+        help_text="The job exactly as Zuora last returned it: its times without an offset are "
+        "in the tenant's time zone."
+    )
+    track_id = models.CharField("track ID", max_length=64, blank=True)
     request_id = models.CharField(
-        max_length=64, blank=True, help_text="Zuora-Request-Id of that answer, for Zuora support."
+        "request ID",
+        max_length=64,
+        blank=True,
+        help_text="Zuora-Request-Id of that answer, for Zuora support.",
     )
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_fetched_at = models.DateTimeField()
@@ -470,7 +519,7 @@ class Lookup(models.Model):
     )
     username = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="lookups")
-    job_id = models.CharField(max_length=64)
+    job_id = models.CharField("job ID", max_length=64)
     job_name = models.CharField(max_length=255, blank=True)
     job_status = models.CharField(max_length=32, blank=True)
     outcome = models.CharField(max_length=200)
@@ -482,7 +531,8 @@ class Lookup(models.Model):
         indexes = [models.Index(fields=["user", "-at"], name="lookup_recent")]
 
     def __str__(self) -> str:
-        return f"{self.username} looked up {self.job_id} at {self.at:%Y-%m-%d %H:%M}"
+        when = date_format(timezone.localtime(self.at), "SHORT_DATETIME_FORMAT")
+        return f"{self.username} looked up {self.job_id} at {when}"
 
     @classmethod
     def record(
@@ -537,15 +587,20 @@ class Download(models.Model):
     )
     username = models.CharField(max_length=150, help_text="Kept if the user is deleted.")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="downloads")
-    job_id = models.CharField(max_length=32)
-    batch_id = models.CharField(max_length=32, blank=True)
-    file_id = models.CharField(max_length=32, blank=True, help_text="Blank for a whole batch.")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    variant = models.CharField(
-        max_length=10, blank=True, help_text="Blank for the file as Zuora made it."
+    job_id = models.CharField("job ID", max_length=32)
+    batch_id = models.CharField("batch ID", max_length=32, blank=True)
+    file_id = models.CharField(
+        "file ID", max_length=32, blank=True, help_text="Blank for a whole batch."
     )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
     # The variants in the words of the download links, for the trails people read.
     VARIANTS = {"csv": "CSV", "excel": "CSV for Excel", "xlsx": "xlsx"}
+    variant = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=list(VARIANTS.items()),
+        help_text="Blank for the file as Zuora made it.",
+    )
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     bytes_sent = models.BigIntegerField(default=0)
@@ -595,13 +650,14 @@ class Download(models.Model):
         )
         metrics.download_ended(self.tenant.slug, self.kind, outcome, self.bytes_sent)
         what = self.get_kind_display() + (f" ({self.variant_label})" if self.variant else "")
+        size = filesizeformat(self.bytes_sent).replace("\xa0", " ")  # plain text, for CSV too
         AuditEvent.record(
             AuditEvent.Kind.DOWNLOAD,
             user=self.user,
             username=self.username,
             tenant=self.tenant,
             target=f"job {self.job_id}" + (f" file {self.file_id}" if self.file_id else ""),
-            detail=f"{what}: {self.get_outcome_display()}, {self.bytes_sent:,} bytes sent",
+            detail=f"{what}: {self.get_outcome_display()}, {size} sent",
         )
 
 
@@ -641,7 +697,8 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["kind", "-at"], name="audit_kind")]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_kind_display()} {self.username}".strip()
+        when = date_format(timezone.localtime(self.at), "DATETIME_FORMAT")
+        return f"{when} {self.get_kind_display()} {self.username}".strip()
 
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
@@ -706,7 +763,7 @@ class Watch(models.Model):
         REVOKED = "revoked", "no longer allowed to see the tenant"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="watches")
-    job_id = models.CharField(max_length=32)
+    job_id = models.CharField("job ID", max_length=32)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="watches"
     )
@@ -722,6 +779,7 @@ class Watch(models.Model):
     objects = WatchQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = "watches"
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "job_id", "user"],

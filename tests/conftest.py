@@ -355,3 +355,78 @@ def canary_never_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     leaks = [where for where, text in texts if CANARY_SECRET in text()]
     if leaks:
         pytest.fail(f"The canary secret leaked into {', '.join(leaks)}.")
+
+
+LONG_JOB_NAME = (
+    "Monthly revenue reconciliation — all subscriptions, rate plan charges and invoice items "
+    "for the EMEA entities, fiscal period 2026-11, second run after the FX correction"
+)
+
+
+@pytest.fixture
+def admin_trail(make_tenant: Callable[..., Tenant], make_user: Callable[..., User]) -> Tenant:
+    """One row in each admin list, with the longest text real use writes there: a tenant with
+    a long name, a failed contact, a lookup, a 1.4 GB download of 12 million records, audit
+    events, a watch and a failed delivery. Returns the tenant."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from aquadash.models import AuditEvent, Delivery, Download, JobSnapshot, Lookup, Watch
+
+    tenant = make_tenant("acme-emea", name="Acme Corporation — EMEA Production (Cloud 2)")
+    tenant.record_contact(
+        False,
+        "Zuora rejected the stored credentials for tenant Acme Corporation — EMEA Production "
+        "(Cloud 2). Ask an admin to update them.",
+    )
+    user = make_user("margarethe.vandenberg-okonkwo", email="margarethe@acme-emea.example")
+    job_id, file_id, batch_id = "2c92c0f97d4e1f8b017d5a3b2e6c1a9f", "8a" * 16, "2c93" * 8
+    now = timezone.now()
+    JobSnapshot.objects.create(
+        tenant=tenant, job_id=job_id, name=LONG_JOB_NAME, status="completed", is_final=True,
+        raw={"id": job_id}, last_fetched_at=now, gone_at=now, started_at=now,
+        total_records=12_345_678,
+    )  # fmt: skip
+    Lookup.objects.create(
+        user=user, username=user.username, tenant=tenant, job_id=job_id,
+        job_name=LONG_JOB_NAME, job_status="completed",
+        outcome="failed: Zuora rejected the stored credentials for tenant Acme Corporation — "
+        "EMEA Production (Cloud 2). Ask an admin to update them.",
+    )  # fmt: skip
+    download = Download.start(
+        user, tenant, job_id, kind="job", batch_id=batch_id, file_id=file_id, variant="excel"
+    )
+    download.bytes_sent = 1_400_000_000
+    download.finish(
+        Download.Outcome.MISMATCH, records=12_345_678, detail="Zuora counted 12,345,680."
+    )
+    AuditEvent.record(
+        AuditEvent.Kind.CONNECTION_TEST_FAILED,
+        user=user,
+        tenant=tenant,
+        target=f"job {job_id} file {file_id}",
+        detail="Zuora at https://rest.zuora.com rejected these credentials, but these "
+        "credentials work at https://rest.na.zuora.com (US Production Cloud 1): change the "
+        "tenant's environment to US Production Cloud 1. The secret is fine. Zuora track ID "
+        "aquadash-0f3b2c9e8d7a6b5c4d3e2f1a0b9c8d7e, request ID "
+        "5d3c2b1a-9f8e-7d6c-5b4a-3f2e1d0c9b8a",
+    )
+    watch = Watch.objects.create(
+        tenant=tenant, job_id=job_id, user=user, job_name=LONG_JOB_NAME,
+        link=f"https://aquadash.acme-emea.example/t/acme-emea/jobs/{job_id}/",
+        expires_at=now + timedelta(days=1), next_check_at=now, ended_at=now,
+        end=Watch.End.EXPIRED, job_status="executing",
+    )  # fmt: skip
+    Delivery.objects.create(
+        watch=watch, channel=Delivery.Channel.WEBHOOK, recipient="hooks.slack.com",
+        status=Delivery.Status.FAILED, attempts=5, sent_at=None,
+        last_error="The chat webhook at hooks.slack.com answered HTTP 404 (no_service): the "
+        "webhook was probably removed from the channel. Ask whoever runs the channel for a new "
+        "one and enter it under Admin → Tenants → Notifications.",
+    )  # fmt: skip
+    Delivery.objects.create(
+        watch=watch, channel=Delivery.Channel.EMAIL, recipient=user.email, attempts=1,
+        status=Delivery.Status.SENT, sent_at=now,
+    )  # fmt: skip
+    return tenant

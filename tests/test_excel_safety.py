@@ -86,4 +86,4 @@ def test_a_csv_for_excel_is_named_so_in_every_trail(finance_client, simulator_te
 
     assert "result file (CSV for Excel)" in trail.content.decode()
     assert event.detail.startswith("result file (CSV for Excel): complete")
-    assert '<td class="field-variant_label">CSV for Excel</td>' in listing.content.decode()
+    assert '<td class="field-what">result file (CSV for Excel)<br>' in listing.content.decode()

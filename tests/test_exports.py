@@ -121,4 +121,6 @@ def test_admins_export_the_audit_events_as_filtered(
     table = rows(admin_client.get("/admin/aquadash/auditevent/export.csv?kind=access_denied"))
 
     assert table[0] == ["at", "kind", "username", "tenant_name", "target", "detail"]
-    assert [row[1:5] for row in table[1:]] == [["access_denied", "outsider", "Sim", "/t/sim/jobs/"]]
+    assert [row[1:5] for row in table[1:]] == [
+        ["tenant access denied", "outsider", "Sim", "/t/sim/jobs/"]
+    ]

@@ -159,6 +159,9 @@ def test_zuora_saying_the_same_again_rewrites_only_when_it_was_asked(
     assert again.raw == first.raw and again.last_fetched_at > first.last_fetched_at
     assert again.track_id != first.track_id
     writes = [q["sql"] for q in queries if q["sql"].startswith(("UPDATE", "INSERT"))]
+    # The tenant's last contact may be noted too (at most once a minute; next_interval clears
+    # the cache that paces it): test_tenant_admin tests that.
+    writes = [sql for sql in writes if not sql.startswith('UPDATE "aquadash_tenant"')]
     assert len(writes) == 1 and writes[0].startswith('UPDATE "aquadash_jobsnapshot"')
     assert '"raw"' not in writes[0]  # the job's JSON is not written again
 

@@ -10,9 +10,11 @@ from django.core import mail
 from django.core.checks import run_checks
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.fixtures import Settings
 
+from aquadash import simulator as sim
 from aquadash.models import Role, Tenant
 from tests.conftest import CANARY_SECRET, DISALLOWED_BASE_URLS
 
@@ -403,3 +405,136 @@ def test_an_oauth_tenant_gets_no_password_warning(admin_client: Client) -> None:
     )
 
     assert "passwords can expire" not in response.content.decode()
+
+
+def test_the_add_form_offers_no_clearing_of_a_secret_not_yet_stored(admin_client: Client) -> None:
+    html = admin_client.get(reverse("admin:aquadash_tenant_add")).content.decode()
+    assert 'name="secret"' in html
+    assert 'name="clear_secret"' not in html and "Clear the stored secret" not in html
+    assert 'name="clear_webhook_url"' not in html
+
+
+def test_the_change_form_offers_clearing_only_what_is_stored(
+    admin_client: Client, tenant: Tenant
+) -> None:
+    html = admin_client.get(change_url(tenant)).content.decode()
+    assert 'name="clear_secret"' in html
+    assert 'name="clear_webhook_url"' not in html  # no webhook stored
+
+    tenant.set_webhook_url(SLACK_HOOK)
+    tenant.save()
+    assert 'name="clear_webhook_url"' in admin_client.get(change_url(tenant)).content.decode()
+
+
+def test_a_clear_box_posted_to_the_add_form_is_ignored(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("admin:aquadash_tenant_add"), form_data(secret=NEW_SECRET, clear_secret="on")
+    )
+    assert response.status_code == 302
+    assert stored_secret(Tenant.objects.get(slug="globex")) == NEW_SECRET
+
+
+def test_the_base_url_help_shows_a_url_the_field_accepts(
+    admin_client: Client, settings: Settings
+) -> None:
+    settings.ZUORA_EXTRA_HOSTS = settings.ZUORA_EXTRA_HOSTS | {("127.0.0.1", 8765)}
+    html = admin_client.get(reverse("admin:aquadash_tenant_add")).content.decode()
+    help_text = re.search(r'<div class="help" id="id_base_url_helptext">(.*?)</div>', html, re.S)
+    [example] = re.findall(r"https?://[\w.:]+", help_text[1])
+
+    response = admin_client.post(
+        reverse("admin:aquadash_tenant_add"),
+        form_data(environment="custom", base_url=example, secret=NEW_SECRET),
+    )
+
+    assert example == "http://127.0.0.1:8765"
+    assert response.status_code == 302
+    assert Tenant.objects.get(slug="globex").base_url == example
+
+
+def test_a_base_url_without_its_scheme_is_refused_saying_what_to_type(
+    admin_client: Client, settings: Settings
+) -> None:
+    settings.ZUORA_EXTRA_HOSTS = settings.ZUORA_EXTRA_HOSTS | {("127.0.0.1", 8765)}
+    response = admin_client.post(
+        reverse("admin:aquadash_tenant_add"),
+        form_data(environment="custom", base_url="127.0.0.1:8765", secret=NEW_SECRET),
+    )
+    assert response.status_code == 200
+    assert "Type the whole URL, starting with https://" in response.content.decode()
+    assert not Tenant.objects.exists()
+
+
+def test_test_connection_is_one_of_the_object_tools(admin_client: Client, tenant: Tenant) -> None:
+    html = admin_client.get(change_url(tenant)).content.decode()
+    tools = re.search(r'<ul class="object-tools">(.*?)</ul>', html, re.S)[1]
+    assert re.search(r"<button type=\"submit\">Test connection</button>", tools)
+    assert "History" in tools
+
+
+def test_the_tenant_list_says_when_with_its_zone(admin_client: Client, tenant: Tenant) -> None:
+    tenant.record_contact(True, "Zuora issued an OAuth token for these credentials.")
+    html = admin_client.get(reverse("admin:aquadash_tenant_changelist")).content.decode()
+    assert re.search(r"OK, \d{4}-\d\d-\d\d \d\d:\d\d UTC", html)
+
+
+def look_up(client: Client, job_id: str) -> None:
+    assert client.get(f"/t/sim/jobs/{job_id}/").status_code in (200, 404, 502)
+
+
+def tenant_writes(queries: CaptureQueriesContext) -> int:
+    return sum(q["sql"].startswith('UPDATE "aquadash_tenant"') for q in queries.captured_queries)
+
+
+def test_a_lookup_is_the_tenants_last_contact(
+    finance_client: Client, simulator_tenant: Tenant
+) -> None:
+    look_up(finance_client, sim.MULTI_BATCH_JOB_ID)
+    simulator_tenant.refresh_from_db()
+    assert simulator_tenant.last_contact_ok is True
+    assert simulator_tenant.last_contact_message == "Zuora answered a page, download or watch."
+
+
+def test_a_job_zuora_does_not_have_still_counts_as_contact(
+    finance_client: Client, simulator_tenant: Tenant
+) -> None:
+    look_up(finance_client, "f" * 32)
+    simulator_tenant.refresh_from_db()
+    assert simulator_tenant.last_contact_ok is True
+
+
+def test_rejected_credentials_in_a_lookup_are_the_last_contact(
+    finance_client: Client, simulator_tenant: Tenant
+) -> None:
+    simulator_tenant.set_secret("not-the-secret-zuora-knows")
+    simulator_tenant.save()
+    look_up(finance_client, sim.MULTI_BATCH_JOB_ID)
+    simulator_tenant.refresh_from_db()
+    assert simulator_tenant.last_contact_ok is False
+    assert "rejected the stored credentials" in simulator_tenant.last_contact_message
+
+
+def test_lookups_that_keep_working_write_the_tenant_once_a_minute(
+    finance_client: Client, simulator_tenant: Tenant, simulator
+) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        look_up(finance_client, sim.MULTI_BATCH_JOB_ID)
+        look_up(finance_client, sim.RUNNING_JOB_ID)
+
+    assert simulator.count("GET", job_id=sim.MULTI_BATCH_JOB_ID) == 1  # both asked Zuora
+    assert simulator.count("GET", job_id=sim.RUNNING_JOB_ID) == 1
+    assert tenant_writes(queries) == 1
+
+
+def test_a_tenant_that_stops_working_is_written_at_once(
+    finance_client: Client, simulator_tenant: Tenant
+) -> None:
+    look_up(finance_client, sim.MULTI_BATCH_JOB_ID)
+    tenant = Tenant.objects.get(pk=simulator_tenant.pk)
+    tenant.set_secret("not-the-secret-zuora-knows")
+    tenant.save()
+
+    look_up(finance_client, sim.RUNNING_JOB_ID)  # within the minute
+
+    tenant.refresh_from_db()
+    assert tenant.last_contact_ok is False

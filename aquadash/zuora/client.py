@@ -3,6 +3,7 @@ authentication, retries, deadlines and the safety rules of every request."""
 
 import contextlib
 import email.utils
+import functools
 import hashlib
 import json
 import logging
@@ -123,8 +124,31 @@ class Connection:
     # endpoint is the path's template ("/v1/batch-query/jobs/{id}"), never an ID; the outcome is
     # the HTTP status ("200", "429") or, when Zuora did not answer, "timeout" or "unreachable".
     on_call: Callable[[str, str, str], None] | None = field(default=None, repr=False)
+    # Told how each job or file call ended (None when it worked), so the app can show when the
+    # tenant last answered.
+    on_answer: Callable[[ZuoraError | None], None] | None = field(default=None, repr=False)
 
 
+def _telling[**P, R](operation: Callable[P, R]) -> Callable[P, R]:
+    """The operation, telling its connection's `on_answer` how it ended."""
+
+    @functools.wraps(operation)
+    def told(*args: P.args, **kwargs: P.kwargs) -> R:
+        conn = args[0]
+        try:
+            result = operation(*args, **kwargs)
+        except ZuoraError as exc:
+            if conn.on_answer is not None:
+                conn.on_answer(exc)
+            raise
+        if conn.on_answer is not None:
+            conn.on_answer(None)
+        return result
+
+    return told
+
+
+@_telling
 def get_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
     job = _call_job(conn, "GET", f"/v1/batch-query/jobs/{job_id}", endpoint=JOB_ENDPOINT)
@@ -133,6 +157,7 @@ def get_job(conn: Connection, *, job_id: str) -> Job:
     return job
 
 
+@_telling
 def get_last_completed_job(conn: Connection, *, partner: str, project: str) -> Job:
     path = "/v1/batch-query/jobs/partner/{}/project/{}".format(
         _path_part(partner, "partner"), _path_part(project, "project")
@@ -140,6 +165,7 @@ def get_last_completed_job(conn: Connection, *, partner: str, project: str) -> J
     return _call_job(conn, "GET", path, endpoint=LAST_COMPLETED_ENDPOINT)
 
 
+@_telling
 def cancel_job(conn: Connection, *, job_id: str) -> Job:
     job_id = check_id(job_id, what="job")
     return _call_job(conn, "DELETE", f"/v1/batch-query/jobs/{job_id}", endpoint=JOB_ENDPOINT)
@@ -192,6 +218,7 @@ class ResultFile:
         self.close()
 
 
+@_telling
 def open_file(conn: Connection, *, file_id: str, retention_days: int = 3) -> ResultFile:
     """Start downloading a result file; Zuora purges them `retention_days` after completion."""
     file_id = check_id(file_id, what="file")
