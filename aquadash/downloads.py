@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -143,7 +143,7 @@ def requested_portion(request: HttpRequest, batch: zuora.Batch) -> Portion:
     return Portion(first, segments)
 
 
-def _whole_number(query: Any, name: str, what: str) -> int | None:
+def _whole_number(query: QueryDict, name: str, what: str) -> int | None:
     if name not in query:
         return None
     text = query[name].strip()
