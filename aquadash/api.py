@@ -314,13 +314,15 @@ def batch_download(
     request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
 ) -> HttpResponseBase:
     job, batch = downloads.job_and_batch(tenant, job_id, batch_id)
-    return downloads.heavily(request, lambda: downloads.whole_batch(request, tenant, job, batch))
+    return downloads.heavily(
+        request, lambda: downloads.whole_batch(request, tenant, job, batch, ask=False)
+    )
 
 
 @endpoint(role=Role.DOWNLOADER)
 def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponseBase:
     job = jobs.stored_or_404(tenant, job_id).job()
-    return downloads.heavily(request, lambda: downloads.whole_job(request, tenant, job))
+    return downloads.heavily(request, lambda: downloads.whole_job(request, tenant, job, ask=False))
 
 
 @login_not_required

@@ -3,7 +3,9 @@ from Zuora that are counted and recorded while they pass through.
 
 A download view checks the tenant and finds the file or batch in the job aquadash stored (so no
 ID the job does not list ever reaches Zuora), then asks `one_file`, `whole_batch` or `whole_job`
-for its response. Each opens the first file before answering (so a purged file is a page, not a
+for its response. The last two first ask to confirm a download estimated above
+AQUADASH_CONFIRM_GB; a whole batch may also be only a portion of it (its first records, some of
+its segments). Each opens the first file before answering (so a purged file is a page, not a
 broken download) and hands `recorded` the rest; what fails before answering is noted on the
 download and raised, for the view to show its error page.
 """
@@ -23,7 +25,8 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponseBase, StreamingHttpResponse
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponseBase, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -51,6 +54,15 @@ class NotDownloadable(zuora.ZuoraError):
     http_status = 409
     summary = "not downloadable"
     title = "Cannot download it that way"
+    next_step = "job"
+
+
+class BadPortion(zuora.ZuoraError):
+    """A part of a batch asked for that the batch does not have, or not in numbers."""
+
+    http_status = 400
+    summary = "no such part of the batch"
+    title = "Check the part to download"
     next_step = "job"
 
 
@@ -88,6 +100,74 @@ def job_and_part(tenant: Tenant, job_id: str, file_id: str) -> tuple[zuora.Job, 
     if part is None:
         raise Http404("This job lists no such result file.")
     return job, part
+
+
+@dataclass(frozen=True)
+class Portion:
+    """Which part of a batch a joined download holds: all of it, its segments `segments[0]`
+    to `segments[1]` (1-based, inclusive), the first `first` records, or both."""
+
+    first: int | None = None
+    segments: tuple[int, int] | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.first is None and self.segments is None
+
+    def file_ids(self, batch: zuora.Batch) -> list[str]:
+        if self.segments is None:
+            return batch.file_ids
+        return batch.file_ids[self.segments[0] - 1 : self.segments[1]]
+
+    @property
+    def suffix(self) -> str:
+        """For the file's name, which says it holds a part: `-segments-3-5-first-1000`."""
+        words = f"-segments-{self.segments[0]}-{self.segments[1]}" if self.segments else ""
+        return words + (f"-first-{self.first}" if self.first else "")
+
+    @property
+    def label(self) -> str:
+        """For the download trail: `segments 3–5, first 1,000 records`."""
+        words = [f"segments {self.segments[0]}–{self.segments[1]}"] if self.segments else []
+        if self.first:
+            words.append(f"first {self.first:,} record{'s' * (self.first > 1)}")
+        return ", ".join(words)
+
+
+WHOLE = Portion()
+
+
+def requested_portion(request: HttpRequest, batch: zuora.Batch) -> Portion:
+    """`?first=N`, `?from=i&to=j` or both, checked against the batch: else BadPortion."""
+    first = _whole_number(request.GET, "first", "a number of records")
+    start = _whole_number(request.GET, "from", "a segment number")
+    end = _whole_number(request.GET, "to", "a segment number")
+    if (start is None) != (end is None):
+        raise BadPortion("Give both the first and the last segment to download, as 3 and 5.")
+    count = len(batch.file_ids)
+    segments = None
+    if start is not None and end is not None:
+        if start > end:
+            raise BadPortion(
+                f"Segment {start} comes after segment {end}: give the lower number first."
+            )
+        if end > count:
+            raise BadPortion(
+                f"This batch has {count:,} segment{'s' * (count > 1)}, so there is no segment "
+                f"{end:,}: give numbers from 1 to {count:,}."
+            )
+        segments = (start, end)
+    return Portion(first, segments)
+
+
+def _whole_number(query: QueryDict, name: str, what: str) -> int | None:
+    if name not in query:
+        return None
+    text = query[name].strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 12 and int(text) >= 1):
+        shown = text[:20] or "nothing"
+        raise BadPortion(f"“{shown}” is not {what}: give a whole number of 1 or more.")
+    return int(text)
 
 
 def listed_files(job: zuora.Job) -> dict[str, Part]:
@@ -162,19 +242,19 @@ def opener(tenant: Tenant, first_id: str) -> Callable[[str], zuora.ResultFile]:
 
 
 def open_parts(
-    job: zuora.Job, batch: zuora.Batch, open_result: Callable[[str], zuora.ResultFile]
+    job: zuora.Job, file_ids: list[str], open_result: Callable[[str], zuora.ResultFile]
 ) -> Iterator[Iterator[bytes]]:
-    """Each of the batch's files as CSV, each opened only when the one before has been read."""
-    for file_id in batch.file_ids:
+    """Each of a batch's files as CSV, each opened only when the one before has been read."""
+    for file_id in file_ids:
         yield decoded(open_result(file_id), job.format)
 
 
 def joined(
-    job: zuora.Job, batch: zuora.Batch, open_result: Callable[[str], zuora.ResultFile]
+    job: zuora.Job, file_ids: list[str], open_result: Callable[[str], zuora.ResultFile]
 ) -> Iterator[bytes]:
-    """The batch's files as one CSV, its header read before this returns: a first file with no
+    """A batch's files as one CSV, its header read before this returns: a first file with no
     header aquadash can read is a page, not a broken download."""
-    chunks = results.joined(open_parts(job, batch, open_result))
+    chunks = results.joined(open_parts(job, file_ids, open_result))
     try:
         header = next(chunks, b"")
     except results.ResultUnreadable as exc:
@@ -215,7 +295,7 @@ def job_members(
     encrypted job, every part as Zuora made it."""
     for batch in batches:
         if not job.is_pgp:
-            joined = results.joined(open_parts(job, batch, open_result))
+            joined = results.joined(open_parts(job, batch.file_ids, open_result))
             yield file_name(job, batch, suffix=".csv"), _checked(download, job, batch, joined)
             continue
         of = len(batch.segments)
@@ -316,8 +396,8 @@ def check_count(
 @dataclass(frozen=True)
 class Estimate:
     """What aquadash knows of a download's size before making it, without asking Zuora: the
-    records Zuora counted, the files, and a size scaled from a file of the job downloaded
-    before (Download trail), if any was."""
+    records Zuora counted, the files, and a size scaled from the job's largest file downloaded
+    whole before (its sample), if any was."""
 
     records: int | None
     files: int
@@ -330,49 +410,62 @@ class Estimate:
         return self.size is not None and self.size > settings.AQUADASH_CONFIRM_GB * 1e9
 
 
-def estimate(tenant: Tenant, job: zuora.Job, batches: list[zuora.Batch]) -> Estimate:
-    """The size of `batches` scaled from the job's largest file downloaded whole before: by
-    its bytes per record when its records were counted, else by its bytes per file."""
-    files = listed_files(job)
+def estimate(
+    job: zuora.Job,
+    batches: list[zuora.Batch],
+    sample: tuple[int | None, int | None],
+    portion: Portion = WHOLE,
+) -> Estimate:
+    """The size of `portion` of `batches`, scaled from the job's `sample` (bytes, records) by
+    its bytes per record when both record counts are known, else by its bytes per file."""
     wanted = [batch for batch in batches if batch.file_ids]
+    files = sum(len(portion.file_ids(batch)) for batch in wanted)
     counts = [batch.record_count for batch in wanted]
-    records = None if None in counts else sum(counts)
-    known = (
-        Download.objects.filter(
-            tenant=tenant,
-            job_id=job.id,
-            kind=Download.Kind.FILE,
-            variant="",
-            outcome=Download.Outcome.COMPLETE,
-        )
-        .order_by("-bytes_sent")
-        .values_list("file_id", "bytes_sent", "records_counted")[:20]
-    )
-    measured = next(((f, b, r) for f, b, r in known if f.lower() in files and b), None)
+    records = None if None in counts or portion.segments else sum(counts)
+    if portion.first is not None:
+        records = portion.first if records is None else min(records, portion.first)
+    length, counted = sample
     size = None
-    if measured:
-        _, length, counted = measured
+    if length:
         if counted and records is not None:
             size = round(length / counted * records)
         else:
-            size = length * sum(len(batch.file_ids) for batch in wanted)
-    return Estimate(
-        records,
-        sum(len(batch.file_ids) for batch in wanted),
-        size,
-        measured[1] if measured else 0,
-        job.format.upper() in ("GZIP", "ZIP"),
-    )
+            size = length * files
+    return Estimate(records, files, size, length or 0, job.format.upper() in ("GZIP", "ZIP"))
 
 
-def confirmation(
-    request: HttpRequest, tenant: Tenant, job: zuora.Job, batches: list[zuora.Batch], what: str
+def page_estimates(job: zuora.Job, snapshot: JobSnapshot) -> dict[str, Estimate]:
+    """What the job page says beside its joined downloads: each batch's by its ID, and the
+    job zip's as "job"; from the stored job alone, so the page asks neither Zuora nor the
+    download trail."""
+    sample = (snapshot.sample_bytes, snapshot.sample_records)
+    sizes = {batch.batch_id: estimate(job, [batch], sample) for batch in job.batches}
+    return sizes | {"job": estimate(job, job.batches, sample)}
+
+
+def note_sample(download: Download, records: int | None) -> None:
+    """Keep a file downloaded whole as Zuora made it as its job's sample for size estimates,
+    when it is the largest yet: one UPDATE, so two downloads ending at once keep the larger."""
+    JobSnapshot.objects.filter(tenant=download.tenant, job_id=download.job_id).filter(
+        Q(sample_bytes__isnull=True) | Q(sample_bytes__lt=download.bytes_sent)
+    ).update(sample_bytes=download.bytes_sent, sample_records=records)
+
+
+def _confirmation(
+    request: HttpRequest,
+    tenant: Tenant,
+    job: zuora.Job,
+    batches: list[zuora.Batch],
+    what: str,
+    portion: Portion = WHOLE,
 ) -> HttpResponseBase | None:
     """A page asking to confirm a download estimated above AQUADASH_CONFIRM_GB, unless the link
-    already carries `?confirm=1`: a plain link, so it works without JavaScript."""
+    already carries `?confirm=1`: a plain link, so it works without JavaScript. For a batch it
+    also offers the batch's first records or some of its segments."""
     if request.GET.get("confirm") == "1":
         return None
-    sizes = estimate(tenant, job, batches)
+    sample = tenant.jobs.filter(job_id=job.id).values_list("sample_bytes", "sample_records")
+    sizes = estimate(job, batches, sample.first() or (None, None), portion)
     if not sizes.too_big:
         return None
     query = request.GET.copy()
@@ -384,6 +477,9 @@ def confirmation(
         "estimate": sizes,
         "limit_gb": settings.AQUADASH_CONFIRM_GB,
         "anyway": f"{request.path}?{query.urlencode()}",
+        "batch": batches[0] if len(batches) == 1 else None,
+        "variant": request.GET.get("as", ""),
+        "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
     }
     response = render(request, "download_confirm.html", context)
     add_never_cache_headers(response)
@@ -420,14 +516,19 @@ def one_file(
     chunks = closing(result)
     if job.is_pgp or not settings.AQUADASH_COUNT_RECORDS:
         # PGP: encrypted to the tenant's key, so there is nothing aquadash can count.
-        response = StreamingHttpResponse(recorded(download, chunks))
+        whole = (Download.Outcome.COMPLETE, "", None)
+        response = StreamingHttpResponse(
+            recorded(download, chunks, on_complete=lambda: _sampled(download, whole))
+        )
     else:
         counter = results.RecordCounter()
         response = StreamingHttpResponse(
             recorded(
                 download,
                 counting(chunks, job.format, counter),
-                on_complete=lambda: _counted(download, job, whole_batch, counter.records),
+                on_complete=lambda: _sampled(
+                    download, _counted(download, job, whole_batch, counter.records)
+                ),
             )
         )
     if result.length is not None:
@@ -436,9 +537,11 @@ def one_file(
 
 
 def whole_batch(
-    request: HttpRequest, tenant: Tenant, job: zuora.Job, batch: zuora.Batch
+    request: HttpRequest, tenant: Tenant, job: zuora.Job, batch: zuora.Batch, *, ask: bool = True
 ) -> HttpResponseBase:
-    """All of a batch's segments, in order, as one CSV with one header row."""
+    """All of a batch's segments, in order, as one CSV with one header row; or the portion of
+    them asked for, whose count is not held against Zuora's. Above AQUADASH_CONFIRM_GB, first
+    a page that asks, unless `ask` is off (a script that asked has no one to ask)."""
     if not batch.file_ids:
         raise Http404("This batch has no result files (yet).")
     if job.is_pgp:
@@ -447,6 +550,10 @@ def whole_batch(
             "join or convert them. Download the parts one by one and decrypt each."
         )
     variant = _variant(request, job)
+    portion = requested_portion(request, batch)
+    what = f"batch {batch.name or batch.batch_id} as one file"
+    if ask and (confirm := _confirmation(request, tenant, job, [batch], what, portion)):
+        return confirm
     download = Download.start(
         request.user,
         tenant,
@@ -454,24 +561,34 @@ def whole_batch(
         kind=Download.Kind.BATCH,
         batch_id=batch.batch_id,
         variant=variant,
+        portion=portion.label,
     )
+    file_ids = portion.file_ids(batch)
     with _before_answering(download):
-        csv_chunks = joined(job, batch, opener(tenant, batch.file_ids[0]))
+        csv_chunks = joined(job, file_ids, opener(tenant, file_ids[0]))
+        if portion.first:
+            csv_chunks = results.first_records(csv_chunks, portion.first)
         return _csv_download(
             job,
             download,
             csv_chunks,
-            name=file_name(job, batch),
+            name=file_name(job, batch) + portion.suffix,
             variant=variant or "csv",
-            whole_batch=batch,
+            whole_batch=batch if portion.whole else None,
+            sheet=batch.name,
         )
 
 
-def whole_job(request: HttpRequest, tenant: Tenant, job: zuora.Job) -> HttpResponseBase:
-    """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
+def whole_job(
+    request: HttpRequest, tenant: Tenant, job: zuora.Job, *, ask: bool = True
+) -> HttpResponseBase:
+    """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP);
+    above AQUADASH_CONFIRM_GB, first a page that asks, unless `ask` is off."""
     batches = [batch for batch in job.batches if batch.file_ids]
     if not batches:
         raise Http404("This job has no result files (yet).")
+    if ask and (confirm := _confirmation(request, tenant, job, batches, "the whole job as a zip")):
+        return confirm
     download = Download.start(request.user, tenant, job.id, kind=Download.Kind.JOB)
     with _before_answering(download):
         open_result = opener(tenant, batches[0].file_ids[0])
@@ -519,10 +636,13 @@ def _csv_download(
     name: str,
     variant: str,
     whole_batch: zuora.Batch | None,
+    sheet: str = "",
 ) -> HttpResponseBase:
-    """A result as CSV (`csv`), CSV for Excel (`excel`) or a workbook (`xlsx`), counted."""
+    """A result as CSV (`csv`), CSV for Excel (`excel`) or a workbook (`xlsx`), counted and
+    checked against Zuora's count when it holds `whole_batch`."""
     if variant == "xlsx":
-        return _xlsx_download(job, download, csv_chunks, name=name, whole_batch=whole_batch)
+        sheet = sheet or (whole_batch.name if whole_batch else "Results")
+        return _xlsx_download(job, download, csv_chunks, name=name, sheet=sheet, batch=whole_batch)
     counter = results.RecordCounter()
 
     def complete() -> tuple[str, str, int | None]:
@@ -541,18 +661,18 @@ def _xlsx_download(
     csv_chunks: Iterator[bytes],
     *,
     name: str,
-    whole_batch: zuora.Batch | None,
+    sheet: str,
+    batch: zuora.Batch | None,
 ) -> HttpResponseBase:
     """A workbook is a zip whose parts are written at its end, so it is made in a temporary
     file first (XlsxWriter's constant-memory mode) and then streamed with its length."""
     workbook: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115  # closed by the stream
     try:
-        sheet = whole_batch.name if whole_batch else "Results"
         records = results.write_xlsx(results.csv_rows(csv_chunks), workbook, sheet=sheet)
     except (zuora.ZuoraError, results.ResultUnreadable):
         workbook.close()
         raise
-    outcome = _counted(download, job, whole_batch, records)
+    outcome = _counted(download, job, batch, records)
     size = workbook.tell()
     workbook.seek(0)
     chunks = recorded(download, file_chunks(workbook), on_complete=lambda: outcome)
@@ -569,6 +689,15 @@ def _counted(
     if batch is None:
         return Download.Outcome.COMPLETE, "", records
     return check_count(download, job, batch, records)
+
+
+def _sampled(
+    download: Download, outcome: tuple[str, str, int | None]
+) -> tuple[str, str, int | None]:
+    """A file download's outcome, keeping the file as its job's sample when it came whole."""
+    if outcome[0] == Download.Outcome.COMPLETE:
+        note_sample(download, outcome[2])
+    return outcome
 
 
 def _as_download(response: HttpResponseBase, filename: str) -> HttpResponseBase:

@@ -35,7 +35,7 @@ class LookupForm(TenantChoiceForm):
         max_length=2000,
         widget=forms.TextInput(
             attrs={
-                "placeholder": "32 hexadecimal characters, or an aquadash job link",
+                "placeholder": "32-character job ID, or a job link",
                 "autocomplete": "off",
                 "spellcheck": "false",
                 "autofocus": True,

@@ -412,6 +412,15 @@ class JobSnapshot(models.Model):
         "(counted), Zuora's recordCount (expected) and when (checked_at). Zuora calls a "
         "difference a RECORD COUNT MISMATCH.",
     )
+    # The job's largest result file downloaded whole as Zuora made it: what the job page and
+    # the "large download" page scale their size estimates from (downloads.estimate), kept
+    # here so that neither reads the download trail.
+    sample_bytes = models.BigIntegerField(
+        null=True, blank=True, help_text="Bytes of the job's largest file downloaded whole."
+    )
+    sample_records = models.BigIntegerField(
+        null=True, blank=True, help_text="Records counted in that file, when they were."
+    )
     # The work queue's columns, kept beside `raw` so that 100,000 jobs sort and filter on
     # indexes; written with `raw`, in one place (jobs.queue_columns).
     started_at = models.DateTimeField(null=True, blank=True, help_text="Zuora's startTime.")
@@ -593,6 +602,11 @@ class Download(models.Model):
         "file ID", max_length=32, blank=True, help_text="Blank for a whole batch."
     )
     kind = models.CharField(max_length=10, choices=Kind.choices)
+    portion = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Blank for all of it; else the part taken, such as 'first 1,000 records'.",
+    )
     # The variants in the words of the download links, for the trails people read.
     VARIANTS = {"csv": "CSV", "excel": "CSV for Excel", "xlsx": "xlsx"}
     variant = models.CharField(
@@ -629,6 +643,7 @@ class Download(models.Model):
         batch_id: str = "",
         file_id: str = "",
         variant: str = "",
+        portion: str = "",
     ) -> "Download":
         return cls.objects.create(
             user=user,
@@ -639,6 +654,7 @@ class Download(models.Model):
             file_id=file_id,
             kind=kind,
             variant=variant,
+            portion=portion,
         )
 
     def finish(self, outcome: str, *, detail: str = "", records: int | None = None) -> None:
@@ -651,6 +667,7 @@ class Download(models.Model):
         metrics.download_ended(self.tenant.slug, self.kind, outcome, self.bytes_sent)
         what = self.get_kind_display() + (f" ({self.variant_label})" if self.variant else "")
         size = filesizeformat(self.bytes_sent).replace("\xa0", " ")  # plain text, for CSV too
+        what += f", {self.portion}" if self.portion else ""
         AuditEvent.record(
             AuditEvent.Kind.DOWNLOAD,
             user=self.user,

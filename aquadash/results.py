@@ -5,6 +5,7 @@ Nothing here knows about Zuora or Django: bytes in, bytes or rows out, and `Resu
 when a file is not what its format says.
 """
 
+import copy
 import csv
 import io
 import itertools
@@ -222,6 +223,36 @@ class RecordCounter:
         self._row_open = self._previous not in b"\r\n"
 
 
+LINE_BREAK = re.compile(rb"\r\n?|\n")
+
+
+def first_records(chunks: Iterable[bytes], records: int) -> Iterator[bytes]:
+    """The header and the first `records` records of a CSV, byte for byte, ending where the
+    last of them ends; reads no further, and closes `chunks` once they are out."""
+    chunks = iter(chunks)
+    counter, wanted = RecordCounter(), records + 1  # rows: the header and the records
+    try:
+        for chunk in chunks:
+            trial = copy.copy(counter)
+            trial.feed(chunk)
+            if trial.rows < wanted:
+                counter = trial
+                yield chunk
+                continue
+            # The last record ends in this chunk: find the line break that ends it.
+            start = 0
+            for line_break in LINE_BREAK.finditer(chunk):
+                counter.feed(chunk[start : line_break.end()])
+                start = line_break.end()
+                if counter.rows >= wanted:
+                    break
+            yield chunk[:start]
+            return
+    finally:
+        if close := getattr(chunks, "close", None):
+            close()  # Zuora's streams, and no further segment opened
+
+
 def joined(parts: Iterable[Iterable[bytes]]) -> Iterator[bytes]:
     """Several CSV files with the same header (a batch's segments) as one CSV with one header."""
     header = b""
@@ -365,6 +396,29 @@ class Preview:
     more: bool  # the file has rows beyond these
     ragged: frozenset[int] = field(default_factory=frozenset)  # indexes of rows of wrong width
     hidden_columns: int = 0  # columns of the header beyond those shown
+
+    @property
+    def numeric(self) -> list[bool]:
+        """Each column's: whether every cell shown in it that is not empty is a number (and
+        one is), so that the page aligns its digits on the right."""
+        columns = []
+        for column in range(len(self.header)):
+            cells = [row[column] for row in self.rows if len(row) > column and row[column]]
+            columns.append(bool(cells) and all(NUMBER.fullmatch(cell) for cell in cells))
+        return columns
+
+    @property
+    def marked_header(self) -> list[tuple[str, bool]]:
+        return list(zip(self.header, self.numeric, strict=True))
+
+    @property
+    def marked_rows(self) -> list[list[tuple[str, bool]]]:
+        """The rows, each cell with whether its column is numeric."""
+        numeric = self.numeric
+        return [
+            [(cell, column < len(numeric) and numeric[column]) for column, cell in enumerate(row)]
+            for row in self.rows
+        ]
 
 
 def preview(

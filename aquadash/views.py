@@ -228,6 +228,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
             *(tenant.pk, tenant.updated_at),  # its name, zone, base URL, entity and sign-in
             tenant.gives_files,  # download links and previews, or why there are none
             *(snapshot.job_id, snapshot.last_fetched_at, snapshot.gone_at, snapshot.record_counts),
+            *(snapshot.sample_bytes, snapshot.sample_records),  # the size estimates
             *(request.GET.get("page"), bool(request.htmx), request.scheme, request.get_host()),
             int(now.timestamp() // 60),
         ]
@@ -252,6 +253,8 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
         "file_extension": downloads.extension(state.job),
         "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
         "counts": state.snapshot.record_counts,
+        "sizes": downloads.page_estimates(state.job, state.snapshot),
+        "confirm_gb": settings.AQUADASH_CONFIRM_GB,
     }
     with timezone.override(tenant.zoneinfo):
         live = render_to_string("job.html#live", context, request)
@@ -394,11 +397,8 @@ def file_download(request: HttpRequest, tenant: Tenant, job_id: str, file_id: st
 def batch_download(
     request: HttpRequest, tenant: Tenant, job_id: str, batch_id: str
 ) -> HttpResponse:
-    """All of a batch's segments, in order, as one CSV with one header row."""
+    """All of a batch's segments, in order, as one CSV with one header row (or a portion)."""
     job, batch = downloads.job_and_batch(tenant, job_id, batch_id)
-    what = f"batch {batch.name or batch.batch_id} as one file"
-    if confirm := downloads.confirmation(request, tenant, job, [batch], what):
-        return confirm
     try:
         return downloads.whole_batch(request, tenant, job, batch)
     except zuora.ZuoraError as exc:
@@ -411,10 +411,6 @@ def batch_download(
 def job_download(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """The whole job as one zip, one CSV per batch (the encrypted parts as they are, for PGP)."""
     job = jobs.stored_or_404(tenant, job_id).job()
-    if confirm := downloads.confirmation(
-        request, tenant, job, job.batches, "the whole job as a zip"
-    ):
-        return confirm
     try:
         return downloads.whole_job(request, tenant, job)
     except zuora.ZuoraError as exc:

@@ -244,6 +244,21 @@ def test_downloads_need_the_downloader_role(viewer_only, token, simulator_tenant
         assert error(response)["message"] == "No such tenant."
 
 
+def test_a_download_the_pages_would_ask_about_is_not_asked_of_a_script(
+    token, simulator_tenant, simulator, settings
+):
+    settings.AQUADASH_CONFIRM_GB = 1e-9  # one byte: every estimate is above it
+    job_id = simulator.add_job(records=30, segments=3)
+    document = get(job_api(simulator_tenant, job_id), token).json()
+    batch = document["batches"][0]
+    b"".join(get(batch["files"][0]["download"], token).streaming_content)  # now a size is known
+
+    for url in (batch["download"], document["job"]["download"]):
+        response = get(url, token)
+        assert response.status_code == 200 and response.streaming, url
+        b"".join(response.streaming_content)
+
+
 # --- Throttle -----------------------------------------------------------------------------------
 
 

@@ -86,3 +86,24 @@ def test_a_browser_that_leaves_closes_zuoras_stream(server, browser, simulator_t
 
     assert record.closed and not record.finished
     assert record.bytes_sent < 100_000_000
+
+
+@pytest.mark.parametrize("job_id", [sim.MULTI_BATCH_JOB_ID, sim.PGP_JOB_ID])  # counted, and not
+def test_a_plain_file_download_passes_on_zuoras_content_length(
+    server, browser, simulator_tenant, simulator, job_id
+):
+    url = file_url(server, simulator_tenant, job_id, browser)
+    file_id = url.rsplit("/", 1)[1]
+    with requests.get(
+        f"{simulator.url}/v1/files/{file_id}",
+        auth=(sim.DEMO_USERNAME, sim.DEMO_PASSWORD),
+        timeout=10,
+    ) as zuora:
+        length = zuora.headers["Content-Length"]
+
+    with browser.get(url, stream=True, timeout=30) as response:
+        body = b"".join(response.raw.stream(65536, decode_content=False))
+
+    assert response.headers.get("Content-Length") == length  # so the browser shows progress
+    assert "chunked" not in response.headers.get("Transfer-Encoding", "")
+    assert len(body) == int(length)

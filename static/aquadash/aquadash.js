@@ -1,4 +1,4 @@
-// Copy buttons, the "/" shortcut, polling that pauses while the tab is hidden, and the tab
+// Copy buttons, closing a preview, the "/" shortcut, polling that pauses while the tab is hidden, and the tab
 // telling that the job ended.
 // Plain DOM code, no eval and no inline handlers, so the strict CSP holds.
 (function () {
@@ -58,6 +58,19 @@
     ).then(function () {
       setTimeout(function () { button.textContent = label; }, 1500);
     });
+  });
+
+  // "Close preview" is a link back to the job page, for the preview's own page; opened under
+  // its batch on the job page, it empties the preview's slot instead and gives the focus back
+  // to the Preview link that opened it.
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest("[data-close-preview]");
+    var slot = close && close.closest(".preview-slot");
+    if (!slot) return;
+    event.preventDefault();
+    var opener = document.querySelector('[hx-target="#' + slot.id + '"]');
+    slot.replaceChildren();
+    if (opener) opener.focus();
   });
 
   // "/" jumps to the job field. It is typed only where it can belong: never into the empty job

@@ -25,13 +25,21 @@ def batch(page: Page, name: str):
     return page.get_by_role("rowgroup").filter(has=page.get_by_text(name, exact=True))
 
 
+def download_menu(page: Page, name: str):
+    """The batch's download menu, opened."""
+    menu = batch(page, name).locator("details.menu")
+    menu.locator("summary").click()
+    expect(menu.locator(".menu-body")).to_be_visible()
+    return menu
+
+
 def open_preview(page: Page) -> None:
-    batch(page, "Accounts").get_by_role("link", name="Preview").click()
+    batch(page, "Accounts").get_by_role("link", name="Preview", exact=True).click()
     expect(page.get_by_role("heading", name="Preview of Accounts")).to_be_visible()
 
 
 def test_a_downloaded_file_is_what_zuora_serves(page, looks, simulator):
-    link = batch(page, "Accounts").get_by_role("link", name="Download .csv")
+    link = download_menu(page, "Accounts").get_by_role("link", name="Download .csv")
     file_id = link.get_attribute("href").rsplit("/", 1)[1]
 
     with page.expect_download() as download:
@@ -56,13 +64,17 @@ def test_a_downloaded_file_is_what_zuora_serves(page, looks, simulator):
 def test_a_preview_shows_the_header_and_first_records(page, looks):
     open_preview(page)
 
-    preview = page.get_by_role("heading", name="Preview of Accounts").locator("xpath=..")
+    preview = page.locator(".preview", has=page.get_by_role("heading", name="Preview of Accounts"))
     table = preview.get_by_role("table")
     expect(table.get_by_role("row")).to_have_count(1 + 100)
     expect(page.get_by_text("The header and the first 100 records")).to_be_visible()
     looks.check(page, "job page with a preview", again=open_preview)
 
-    preview_page = batch(page, "Accounts").get_by_role("link", name="Preview").get_attribute("href")
+    preview_page = (
+        batch(page, "Accounts")
+        .get_by_role("link", name="Preview", exact=True)
+        .get_attribute("href")
+    )
     page.goto(preview_page)  # where the link leads without JavaScript
     expect(page.get_by_role("heading", name="Preview of Accounts")).to_be_visible()
     looks.check(page, "preview page")
@@ -79,7 +91,7 @@ def test_a_purged_files_link_shows_why_it_cannot_be_downloaded(
     downloads = []
     page.on("download", lambda download: downloads.append(download))
 
-    batch(page, "Accounts").get_by_role("link", name=link, exact=True).click()
+    download_menu(page, "Accounts").get_by_role("link", name=link, exact=True).click()
 
     expect(page.get_by_role("heading", name="Result file purged by Zuora")).to_be_visible()
     assert downloads == []
