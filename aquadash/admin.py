@@ -368,3 +368,6 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["channel", "status", "watch__tenant"]
     search_fields = ["recipient", "watch__job_id", "watch__user__username"]
     list_select_related = ["watch__user"]
+
+
+from aquadash import archive_admin  # noqa: E402, F401  the archive's own pages

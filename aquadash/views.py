@@ -25,6 +25,7 @@ from django_htmx.middleware import HtmxDetails
 
 from aquadash import (
     allowance,
+    archive,
     breaker,
     compare,
     downloads,
@@ -218,6 +219,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
     """
     key = None
     snapshot, now = state.snapshot, timezone.now()
+    archived = state.is_final and archive.serves(tenant, state.job.id)
     newest = max(filter(None, (state.fetched_at, snapshot.gone_at)))
     if (
         state.is_final
@@ -227,6 +229,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
         shows = [
             *(tenant.pk, tenant.updated_at),  # its name, zone, base URL, entity and sign-in
             *(snapshot.job_id, snapshot.last_fetched_at, snapshot.gone_at, snapshot.record_counts),
+            archived,  # the batches' links say whether Zuora's purge matters
             *(request.GET.get("page"), bool(request.htmx), request.scheme, request.get_host()),
             int(now.timestamp() // 60),
         ]
@@ -251,6 +254,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
         "file_extension": downloads.extension(state.job),
         "xlsx_max_records": results.EXCEL_MAX_ROWS - 1,
         "counts": state.snapshot.record_counts,
+        "archived": archived,
     }
     with timezone.override(tenant.zoneinfo):
         live = render_to_string("job.html#live", context, request)
@@ -439,7 +443,7 @@ def file_preview(
             file_id=file_id,
         )
         try:
-            with downloads.open_file(tenant, file_id) as result:
+            with downloads.open_file(tenant, file_id, download) as result:
                 context["preview"] = results.preview(results.decoded(result.chunks(), job.format))
         except (zuora.ZuoraError, results.ResultUnreadable) as exc:
             context["error"] = exc
