@@ -482,7 +482,7 @@ LOGGING = {
 # Zuora purges them. Empty: the filesystem under var/archive (one server); s3://bucket/prefix:
 # any S3-compatible store, shared by every app server and worker, with the usual AWS_ACCESS_KEY_ID,
 # AWS_SECRET_ACCESS_KEY, AWS_S3_REGION_NAME and, for stores other than Amazon's,
-# AWS_S3_ENDPOINT_URL; file:///path: the filesystem at that path.
+# AWS_S3_ENDPOINT_URL (and AWS_S3_ADDRESSING_STYLE=path); file:///path: the filesystem there.
 AQUADASH_ARCHIVE_URL = os.environ.get("AQUADASH_ARCHIVE_URL", "").strip()
 # Kept files are removed this many days after they were kept, never sooner.
 AQUADASH_ARCHIVE_DAYS = envint("AQUADASH_ARCHIVE_DAYS", 400)
@@ -514,6 +514,8 @@ def archive_storage(url: str) -> dict:
                 "location": parts.path.strip("/"),
                 "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
                 "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+                # "path" for stores that serve buckets under one host (MinIO and the like).
+                "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE") or None,
                 "default_acl": None,  # the bucket's own: private unless someone opened it
                 "querystring_auth": True,
                 "file_overwrite": False,
