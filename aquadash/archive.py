@@ -18,7 +18,7 @@ import io
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -27,7 +27,7 @@ from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Min, Q, Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.tasks import task
 from django.utils import timezone
@@ -403,6 +403,11 @@ class KeptResult:
 
     def __init__(self, kept_file: KeptFile) -> None:
         self.length = kept_file.size
+        self.records = kept_file.records  # as counted when it was kept, of these same bytes
+        try:
+            self.path: str | None = storage().path(kept_file.key)
+        except NotImplementedError:  # a store with no local files (S3)
+            self.path = None
         try:
             handle = storage().open(kept_file.key, "rb")
             # An S3 file would download itself whole to a temporary file before the first
@@ -437,6 +442,50 @@ class KeptResult:
         self.close()
 
 
+class _SentFile(io.FileIO):
+    """A kept file as FileResponse sends it, telling on close how much of it was sent: a server
+    with sendfile moves its position as it sends (socket.sendfile), others read it."""
+
+    def __init__(self, path: str, on_close: Callable[[int], None]) -> None:
+        super().__init__(path, "rb")
+        self._on_close: Callable[[int], None] | None = on_close
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        sent = self.tell()
+        super().close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close(sent)
+
+
+def sent_from_disk(
+    result: "KeptResult",
+    download: Download,
+    *,
+    on_complete: Callable[[int | None], tuple[str, str, int | None]],
+) -> FileResponse | None:
+    """A kept file on the filesystem as Django's FileResponse, so that the server sends it from
+    disk as it sends any file (with sendfile under gunicorn), or None for a store with no local
+    files. `on_complete(records)` gives the outcome of a download sent whole, from the records
+    counted when the file was kept; the download is finished when the server closes the file."""
+    if result.path is None:
+        return None
+    result.close()
+
+    def finish(sent: int) -> None:
+        download.bytes_sent = sent
+        with transaction.atomic():  # the download and its audit event: one commit, not two
+            if sent != result.length:
+                download.finish(Download.Outcome.CANCELLED)
+                return
+            outcome, detail, records = on_complete(result.records)
+            download.finish(outcome, detail=detail, records=records)
+
+    return FileResponse(_SentFile(result.path, finish))
+
+
 def open_kept(tenant: Tenant, file_id: str, download: Download | None = None) -> KeptResult | None:
     """The kept copy of a tenant's result file, opened, or None when aquadash keeps none."""
     kept_file = (
@@ -449,9 +498,8 @@ def open_kept(tenant: Tenant, file_id: str, download: Download | None = None) ->
     if kept_file is None:
         return None
     result = KeptResult(kept_file)
-    if download is not None and not download.from_archive:
-        download.from_archive = True
-        download.save(update_fields=["from_archive"])
+    if download is not None:
+        download.from_archive = True  # saved when the download is finished
     return result
 
 

@@ -405,6 +405,15 @@ def one_file(
             return _csv_download(
                 job, download, csv_chunks, name=name, variant=variant, whole_batch=whole_batch
             )
+    if isinstance(result, archive.KeptResult):
+
+        def complete(records: int | None) -> tuple[str, str, int | None]:
+            if records is None:  # PGP: nothing to count
+                return Download.Outcome.COMPLETE, "", None
+            return _counted(download, job, whole_batch, records)
+
+        if sent := archive.sent_from_disk(result, download, on_complete=complete):
+            return _as_download(sent, name + extension(job))
     chunks = closing(result)
     if job.is_pgp or not settings.AQUADASH_COUNT_RECORDS:
         # PGP: encrypted to the tenant's key, so there is nothing aquadash can count.
