@@ -36,7 +36,7 @@ run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createcachetable
-	@demo=$$($(BIN)/python manage.py setup_demo) || exit 1; \
+	@demo=$$($(BIN)/python manage.py setup_demo --kept-job) || exit 1; \
 	  $(BIN)/python manage.py simulate_zuora --port $(SIM_PORT) & sim=$$!; \
 	  $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
 	  trap 'kill $$sim $$worker 2>/dev/null' EXIT INT TERM; \

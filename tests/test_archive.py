@@ -2,16 +2,30 @@
 download served from it after Zuora purged the files, against the simulator over HTTP."""
 
 import io
+import socket
 import zipfile
 
 import openpyxl
 import pytest
+import requests
+from django.contrib.auth.models import User
+from django.core.management import call_command
 from django.test import Client
 
 from aquadash import archive
 from aquadash import simulator as sim
-from aquadash.models import ArchivePolicy, AuditEvent, Download, KeptFile, KeptJob, Tenant
+from aquadash.models import (
+    ArchivePolicy,
+    AuditEvent,
+    Download,
+    JobSnapshot,
+    KeptFile,
+    KeptJob,
+    Tenant,
+)
+from aquadash.simulator import serve
 from tests.archive_helpers import (
+    AUTH,
     HTMX,
     body,
     card,
@@ -305,3 +319,31 @@ def test_another_tenants_kept_file_is_never_served(
     file_id = raw["batches"][0]["fileId"]
 
     assert archive.open_kept(other, file_id) is None
+
+
+# --- The demo -------------------------------------------------------------------------------
+
+
+def test_the_demo_keeps_the_job_whose_files_the_simulator_purged(db, settings, monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.DEBUG = True
+    settings.ZUORA_EXTRA_HOSTS = frozenset({("127.0.0.1", port)})
+    monkeypatch.setenv("AQUADASH_SIMULATOR_URL", f"http://127.0.0.1:{port}")
+
+    call_command("setup_demo", "--kept-job", stdout=io.StringIO())
+
+    demo = Tenant.objects.get(slug="demo")
+    assert archive.serves(demo, sim.PURGED_FILES_JOB_ID)
+    client = Client()
+    client.force_login(User.objects.get(username="demo"))
+    with serve(sim.Simulator(), port=port) as running:  # the simulator `make run` starts
+        file_id = JobSnapshot.objects.get(job_id=sim.PURGED_FILES_JOB_ID).raw["batches"][0][
+            "fileId"
+        ]
+        purged = requests.get(f"{running.url}/v1/files/{file_id}", auth=AUTH, timeout=10)
+        response = client.get(f"/t/demo/jobs/{sim.PURGED_FILES_JOB_ID}/files/{file_id}")
+        assert purged.status_code == 404
+        assert sha256(body(response)) == KeptFile.objects.get(file_id=file_id).sha256
+        assert "Kept by aquadash until" in card(client, demo, sim.PURGED_FILES_JOB_ID)
