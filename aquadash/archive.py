@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -211,6 +211,7 @@ def _copy_all(kept: KeptJob, job: zuora.Job) -> None:
         None,
     )
     kept.save(update_fields=["status", "kept_at", "detail", "claimed_at"])
+    _expire_later(kept)
     logger.info("Kept job %s of %s: %d files", kept.job_id, kept.tenant.slug, len(files))
 
 
@@ -378,17 +379,39 @@ def expire_due(*, today: date | None = None) -> int:
     )
     expired = 0
     for kept in due.select_related("tenant"):
-        for each in kept.files.exclude(key=""):
-            storage().delete(each.key)
-        removed = kept.files.filter(status=KeptFile.Status.KEPT).update(
-            status=KeptFile.Status.WAITING, key=""
-        )
-        kept.status, kept.expired_at = KeptJob.Status.EXPIRED, timezone.now()
-        kept.detail = f"Expired on {kept.kept_until:%Y-%m-%d}: {removed} files removed."
-        kept.save(update_fields=["status", "expired_at", "detail"])
-        logger.info("Archive: job %s of %s expired", kept.job_id, kept.tenant.slug)
+        _expire(kept)
         expired += 1
     return expired
+
+
+@task
+def expire_job(kept_job_id: int) -> str:
+    """Queued for the day after a job's date when it is kept: removes its files then."""
+    kept = KeptJob.objects.select_related("tenant").filter(pk=kept_job_id).first()
+    if kept is None or kept.status == KeptJob.Status.EXPIRED:
+        return "gone"
+    if kept.kept_until >= timezone.localdate():  # not yet: the worker ran it early
+        _expire_later(kept)
+        return kept.status
+    _expire(kept)
+    return kept.status
+
+
+def _expire_later(kept: KeptJob) -> None:
+    day_after = datetime.combine(kept.kept_until + timedelta(days=1), datetime.min.time())
+    expire_job.using(run_after=timezone.make_aware(day_after)).enqueue(kept.pk)
+
+
+def _expire(kept: KeptJob) -> None:
+    for each in kept.files.exclude(key=""):
+        storage().delete(each.key)
+    removed = kept.files.filter(status=KeptFile.Status.KEPT).update(
+        status=KeptFile.Status.WAITING, key=""
+    )
+    kept.status, kept.expired_at = KeptJob.Status.EXPIRED, timezone.now()
+    kept.detail = f"Expired on {kept.kept_until:%Y-%m-%d}: {removed} files removed."
+    kept.save(update_fields=["status", "expired_at", "detail"])
+    logger.info("Archive: job %s of %s expired", kept.job_id, kept.tenant.slug)
 
 
 # --- Serving ----------------------------------------------------------------------------------

@@ -347,3 +347,37 @@ def test_the_demo_keeps_the_job_whose_files_the_simulator_purged(db, settings, m
         assert purged.status_code == 404
         assert sha256(body(response)) == KeptFile.objects.get(file_id=file_id).sha256
         assert "Kept by aquadash until" in card(client, demo, sim.PURGED_FILES_JOB_ID)
+
+
+def test_a_kept_batch_file_downloaded_whole_is_checked_against_zuoras_count(
+    client, simulator_tenant, simulator
+):
+    job_id, raw = kept_and_purged(client, simulator_tenant, simulator, records=44)
+    batch = raw["batches"][0]
+
+    data = body(client.get(f"/t/{simulator_tenant.slug}/jobs/{job_id}/files/{batch['fileId']}"))
+
+    download = Download.objects.latest("started_at")
+    assert (download.outcome, download.records_counted) == (Download.Outcome.COMPLETE, 44)
+    assert download.bytes_sent == len(data)
+    snapshot = JobSnapshot.objects.get(job_id=job_id)
+    assert snapshot.record_counts[batch["batchId"]]["counted"] == 44
+
+
+# Committed, as in production: closing a response ends the request, which closes database
+# connections left inside a transaction, such as a test's.
+@pytest.mark.django_db(transaction=True)
+def test_a_browser_that_leaves_a_kept_file_early_is_recorded_as_cancelled(
+    client, simulator_tenant, simulator
+):
+    job_id, raw = kept_and_purged(client, simulator_tenant, simulator, records=5000)
+    response = client.get(
+        f"/t/{simulator_tenant.slug}/jobs/{job_id}/files/{raw['batches'][0]['fileId']}"
+    )
+
+    next(iter(response.streaming_content))
+    response.close()
+
+    download = Download.objects.latest("started_at")
+    assert download.outcome == Download.Outcome.CANCELLED
+    assert 0 < download.bytes_sent < KeptFile.objects.get().size

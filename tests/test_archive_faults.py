@@ -256,3 +256,15 @@ def test_kept_jobs_cannot_be_deleted_in_the_admin(client, simulator_tenant, simu
 
     assert response.status_code == 403
     assert kept(simulator_tenant, job_id).status == KeptJob.Status.KEPT
+
+
+def test_the_worker_removes_a_kept_job_the_day_after_its_date(client, simulator_tenant, simulator):
+    job_id, _ = kept_asked(client, simulator_tenant, simulator, records=5)
+    run_worker()
+    job = kept(simulator_tenant, job_id)
+    KeptJob.objects.filter(pk=job.pk).update(kept_until=timezone.localdate() - timedelta(days=1))
+
+    run_worker()  # the expiry queued when the job was kept falls due
+
+    assert kept(simulator_tenant, job_id).status == KeptJob.Status.EXPIRED
+    assert stored_keys() == []
