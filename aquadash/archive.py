@@ -549,7 +549,7 @@ def job_archive(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespon
     job = snapshot.job()
     kept = kept_job(tenant, job_id)
     files_at_zuora = job.status == "completed" and job.is_final and job.has_files
-    files_at_zuora = files_at_zuora and not snapshot.gone_at and not _files_expired(job)
+    files_at_zuora = files_at_zuora and not snapshot.gone_at and not files_expired(job)
     if request.method == "POST":
         if kept is None and files_at_zuora:
             kept = keep(tenant, job, reason=KeptJob.Reason.ASKED, user=request.user)
@@ -560,6 +560,7 @@ def job_archive(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespon
     context = {
         "tenant": tenant,
         "job_id": job_id,
+        "job": job,
         "kept": kept,
         "files": list(kept.files.order_by("pk")) if kept else [],
         "can_keep": kept is None and files_at_zuora,
@@ -572,8 +573,13 @@ def job_archive(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespon
     return response
 
 
-def _files_expired(job: zuora.Job) -> bool:
+def files_expired(job: zuora.Job) -> bool:
+    """Whether Zuora has probably purged the job's files, counting from its start (as the job
+    page's Retention does: Zuora does not say when a job completed)."""
     if job.start_time is None:
         return False
-    purged_at = job.start_time + timedelta(days=settings.AQUADASH_FILE_RETENTION_DAYS)
+    try:
+        purged_at = job.start_time + timedelta(days=settings.AQUADASH_FILE_RETENTION_DAYS)
+    except OverflowError:  # a start time near the year 9999: not purged, whatever it means
+        return False
     return purged_at <= timezone.now()

@@ -219,7 +219,8 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
     """
     key = None
     snapshot, now = state.snapshot, timezone.now()
-    archived = state.is_final and archive.serves(tenant, state.job.id)
+    # Only where Zuora has probably purged the files does it change what the page says.
+    archived = archive.files_expired(state.job) and archive.serves(tenant, state.job.id)
     newest = max(filter(None, (state.fetched_at, snapshot.gone_at)))
     if (
         state.is_final
