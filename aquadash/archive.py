@@ -251,11 +251,7 @@ def _copy_file(kept: KeptJob, job: zuora.Job, kept_file: KeptFile) -> None:
         reader = _Measured(result.chunks(), None if job.is_pgp else job.format, kept.pk)
         with result:
             saved = storage().save(key, File(reader, name=key))
-        reader.finish()
-        if result.length is not None and reader.size != result.length:
-            raise CopyFailed(
-                f"The file from Zuora ended after {reader.size:,} of {result.length:,} bytes."
-            )
+        reader.finish()  # a stream cut short raised already (its length is checked on the way)
     except zuora.FileNotFound:
         _remove(key)
         kept_file.status = KeptFile.Status.PURGED

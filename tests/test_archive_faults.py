@@ -145,8 +145,9 @@ def test_a_worker_killed_mid_copy_leaves_no_half_file_kept_and_the_copy_starts_a
     job_id, raw = kept_asked(client, simulator_tenant, simulator, records=20_000)
     file_id = raw["batches"][0]["fileId"]
     pk = kept(simulator_tenant, job_id).pk
-    # Another process copies the job and is killed (SIGKILL: nothing of it runs after) once
-    # part of the file is in the store.
+    # A worker in another process takes the copy from the queue and is killed (SIGKILL:
+    # nothing of it runs after) once part of the file is in the store; the queue still holds
+    # the task as running.
     killed = start_django(
         DATABASE_URL=database_url(),
         AQUADASH_ARCHIVE_URL=f"file://{tmp_path / 'archive'}",
@@ -160,13 +161,16 @@ def test_a_worker_killed_mid_copy_leaves_no_half_file_kept_and_the_copy_starts_a
             "    if len(seen) == 3: os.kill(os.getpid(), signal.SIGKILL)\n"
             "    take(self, chunk)\n"
             "archive._Measured._take = dying\n"
-            f"archive.copy_job.call({pk})\n"
+            "from django.core.management import call_command\n"
+            "call_command('db_worker', '--batch', '--no-startup-delay', '--no-reload')\n"
         ),
     )
     assert killed.returncode == -9, killed.stderr
     (half,) = KeptFile.objects.filter(kept_job_id=pk)
     assert half.status == KeptFile.Status.COPYING
     assert stored_keys() == [half.key]
+    run_worker()  # nothing to do: the queue says a worker is on it
+    assert KeptFile.objects.get(kept_job_id=pk).status == KeptFile.Status.COPYING
     assert (
         0 < os.path.getsize(tmp_path / "archive" / half.key) < len(zuora_bytes(simulator, file_id))
     )
