@@ -272,3 +272,18 @@ def test_the_worker_removes_a_kept_job_the_day_after_its_date(client, simulator_
 
     assert kept(simulator_tenant, job_id).status == KeptJob.Status.EXPIRED
     assert stored_keys() == []
+
+
+def test_the_admin_shows_a_kept_jobs_files_with_their_hashes(
+    client, simulator_tenant, simulator, make_user
+):
+    job_id, _ = kept_asked(client, simulator_tenant, simulator, records=5)
+    run_worker()
+    admin = Client()
+    admin.force_login(make_user("root", superuser=True))
+    job = kept(simulator_tenant, job_id)
+
+    page = admin.get(f"/admin/aquadash/keptjob/{job.pk}/change/").content.decode()
+
+    assert job.files.get().sha256 in page
+    assert admin.get("/admin/aquadash/archivepolicy/add/").status_code == 200
