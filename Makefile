@@ -43,7 +43,7 @@ run: install
 	  sleep 1; \
 	  echo; echo "$$demo"; \
 	  echo "Zuora simulator: http://127.0.0.1:$(SIM_PORT)"; \
-	  echo "Worker:          watched jobs and notifications (e-mails print here)"; \
+	  echo "Worker:          watched jobs, notifications and kept files (e-mails print here)"; \
 	  echo "aquadash:        http://127.0.0.1:$(PORT)/"; \
 	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 

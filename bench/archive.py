@@ -205,7 +205,11 @@ def main() -> None:
         print(
             f"\n{os.cpu_count()} CPUs; simulator, gunicorn (2 gthread workers of 8 threads), one "
             "db_worker and this client on one machine; PostgreSQL, Redis; the archive on the "
-            "filesystem. The same client reads both cases, 1 MB at a time."
+            "filesystem. The same client reads both cases, 1 MB at a time. Both are sent with "
+            "sendfile; what separates them is aquadash's work for each download (the tenant "
+            "check, the stored job, the kept file's row, the Download and audit rows), about "
+            "15 ms a file here, against some 50-60 ms to send 100 MB: on this shared machine the "
+            "ratio has measured 0.75 to 1.04 from run to run."
         )
 
 
