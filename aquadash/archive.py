@@ -346,6 +346,16 @@ def _end(kept: KeptJob, status: str, detail: str) -> None:
         logger.warning("Job %s of %s not kept: %s", kept.job_id, kept.tenant.slug, detail)
 
 
+def try_again(kept: KeptJob) -> None:
+    """A copy that failed, started afresh when someone asks (the store may be back)."""
+    claimed = KeptJob.objects.filter(pk=kept.pk, status=KeptJob.Status.FAILED).update(
+        status=KeptJob.Status.COPYING, attempts=0, detail="", claimed_at=None
+    )
+    if claimed:
+        kept.refresh_from_db()
+        copy_job.enqueue(kept.pk)
+
+
 def revive_if_stalled(kept: KeptJob) -> None:
     """Queue the copy again when the worker copying it stopped saying so: it was killed."""
     stale = timezone.now() - timedelta(seconds=STALE_SECONDS)
@@ -549,17 +559,25 @@ def job_archive(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespon
     if request.method == "POST":
         if kept is None and files_at_zuora:
             kept = keep(tenant, job, reason=KeptJob.Reason.ASKED, user=request.user)
+        elif kept is not None and kept.status == KeptJob.Status.FAILED and files_at_zuora:
+            try_again(kept)
         if not request.htmx:
             return redirect("job", tenant_slug=tenant.slug, job_id=job_id)
     if kept is not None:
         revive_if_stalled(kept)
+    files = list(kept.files.order_by("pk")) if kept else []
     context = {
         "tenant": tenant,
         "job_id": job_id,
         "job": job,
         "kept": kept,
-        "files": list(kept.files.order_by("pk")) if kept else [],
-        "can_keep": kept is None and files_at_zuora,
+        "files": files,
+        "failed_files": [
+            each
+            for each in files
+            if each.status in (KeptFile.Status.FAILED, KeptFile.Status.PURGED)
+        ],
+        "can_keep": files_at_zuora and (kept is None or kept.status == KeptJob.Status.FAILED),
         "archive_days": settings.AQUADASH_ARCHIVE_DAYS,
     }
     template = "job_archive.html#card" if request.htmx else "job_archive.html"

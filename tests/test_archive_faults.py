@@ -287,3 +287,21 @@ def test_the_admin_shows_a_kept_jobs_files_with_their_hashes(
 
     assert job.files.get().sha256 in page
     assert admin.get("/admin/aquadash/archivepolicy/add/").status_code == 200
+
+
+def test_a_copy_that_failed_can_be_tried_again_once_the_store_is_back(
+    client, simulator_tenant, simulator, settings, tmp_path
+):
+    (tmp_path / "not-a-folder").write_text("a file where the archive's folder should be")
+    storage_at(settings, tmp_path / "not-a-folder" / "archive")
+    job_id, _ = kept_asked(client, simulator_tenant, simulator, records=5)
+    for _ in range(archive.ATTEMPTS):
+        run_worker()
+    assert kept(simulator_tenant, job_id).status == KeptJob.Status.FAILED
+    assert "Try again" in card(client, simulator_tenant, job_id)
+    storage_at(settings, tmp_path / "archive")
+
+    press_keep(client, simulator_tenant, job_id)  # the same button, now "Try again"
+    run_worker()
+
+    assert kept(simulator_tenant, job_id).status == KeptJob.Status.KEPT
