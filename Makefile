@@ -36,14 +36,14 @@ run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py createcachetable
-	@demo=$$($(BIN)/python manage.py setup_demo) || exit 1; \
+	@demo=$$($(BIN)/python manage.py setup_demo --kept-job) || exit 1; \
 	  $(BIN)/python manage.py simulate_zuora --port $(SIM_PORT) & sim=$$!; \
 	  $(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
 	  trap 'kill $$sim $$worker 2>/dev/null' EXIT INT TERM; \
 	  sleep 1; \
 	  echo; echo "$$demo"; \
 	  echo "Zuora simulator: http://127.0.0.1:$(SIM_PORT)"; \
-	  echo "Worker:          watched jobs and notifications (e-mails print here)"; \
+	  echo "Worker:          watched jobs, notifications and kept files (e-mails print here)"; \
 	  echo "aquadash:        http://127.0.0.1:$(PORT)/"; \
 	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 

@@ -536,3 +536,6 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def status_and_attempts(self, delivery: Delivery) -> str:
         tries = delivery.attempts
         return f"{delivery.get_status_display()} ({tries} attempt{'' if tries == 1 else 's'})"
+
+
+from aquadash import archive_admin  # noqa: E402, F401  the archive's own pages

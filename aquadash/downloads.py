@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 
-from aquadash import breaker, jobs, results, zuora
+from aquadash import archive, breaker, jobs, results, zuora
 from aquadash.models import Download, JobSnapshot, Tenant
 from aquadash.shared_cache import shared_cache
 
@@ -221,7 +221,12 @@ def _safe(text: str) -> str:
     return text.strip("-. ")[:80]
 
 
-def open_file(tenant: Tenant, file_id: str) -> zuora.ResultFile:
+def open_file(
+    tenant: Tenant, file_id: str, download: Download | None = None
+) -> zuora.ResultFile | archive.KeptResult:
+    """The file from aquadash's archive when it keeps it (Zuora is not asked), else Zuora's."""
+    if kept := archive.open_kept(tenant, file_id, download):
+        return kept
     with breaker.guarded(tenant):
         return zuora.open_file(
             tenant.zuora_connection(),
@@ -230,13 +235,13 @@ def open_file(tenant: Tenant, file_id: str) -> zuora.ResultFile:
         )
 
 
-def opener(tenant: Tenant, first_id: str) -> Callable[[str], zuora.ResultFile]:
+def opener(tenant: Tenant, first_id: str, download: Download) -> Callable[[str], zuora.ResultFile]:
     """Opens the tenant's result files; the first one at once, before the response answers, so
     that a purged file is an error page rather than a broken download."""
-    opened = {first_id: open_file(tenant, first_id)}
+    opened = {first_id: open_file(tenant, first_id, download)}
 
     def open_result(file_id: str) -> zuora.ResultFile:
-        return opened.pop(file_id, None) or open_file(tenant, file_id)
+        return opened.pop(file_id, None) or open_file(tenant, file_id, download)
 
     return open_result
 
@@ -505,7 +510,7 @@ def one_file(
         variant=variant,
     )
     with _before_answering(download):
-        result = open_file(tenant, file_id)
+        result = open_file(tenant, file_id, download)
         name = file_name(job, part.batch, part=part.number, of=part.of)
         whole_batch = part.batch if part.number == 0 else None  # a segment is part of a count
         if variant:
@@ -513,6 +518,15 @@ def one_file(
             return _csv_download(
                 job, download, csv_chunks, name=name, variant=variant, whole_batch=whole_batch
             )
+    if isinstance(result, archive.KeptResult):
+
+        def complete(records: int | None) -> tuple[str, str, int | None]:
+            if records is None:  # PGP: nothing to count
+                return Download.Outcome.COMPLETE, "", None
+            return _counted(download, job, whole_batch, records)
+
+        if sent := archive.sent_from_disk(result, download, on_complete=complete):
+            return _as_download(sent, name + extension(job))
     chunks = closing(result)
     if job.is_pgp or not settings.AQUADASH_COUNT_RECORDS:
         # PGP: encrypted to the tenant's key, so there is nothing aquadash can count.
@@ -565,7 +579,7 @@ def whole_batch(
     )
     file_ids = portion.file_ids(batch)
     with _before_answering(download):
-        csv_chunks = joined(job, file_ids, opener(tenant, file_ids[0]))
+        csv_chunks = joined(job, file_ids, opener(tenant, file_ids[0], download))
         if portion.first:
             csv_chunks = results.first_records(csv_chunks, portion.first)
         return _csv_download(
@@ -591,7 +605,7 @@ def whole_job(
         return confirm
     download = Download.start(request.user, tenant, job.id, kind=Download.Kind.JOB)
     with _before_answering(download):
-        open_result = opener(tenant, batches[0].file_ids[0])
+        open_result = opener(tenant, batches[0].file_ids[0], download)
     members = job_members(job, batches, download, open_result)
     response = StreamingHttpResponse(recorded(download, results.zipped(members)))
     return _as_download(response, file_name(job, suffix=".zip"))

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 
-from aquadash import allowance, breaker, metrics, zuora
+from aquadash import allowance, archive, breaker, metrics, zuora
 from aquadash.models import JobSnapshot, Tenant
 from aquadash.shared_cache import shared_cache
 
@@ -188,9 +188,11 @@ def store_job(tenant: Tenant, job: zuora.Job, *, user: AbstractBaseUser | None) 
         "gone_at": None,
     }
     try:
-        return _save(tenant, job, values)
+        snapshot = _save(tenant, job, values)
     except IntegrityError:  # two servers stored the same new job at once: now it is there
-        return _save(tenant, job, values)
+        snapshot = _save(tenant, job, values)
+    archive.job_stored(tenant, job)  # the tenant may keep its result files
+    return snapshot
 
 
 def _save(tenant: Tenant, job: zuora.Job, values: dict) -> JobSnapshot:

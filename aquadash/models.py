@@ -621,6 +621,9 @@ class Download(models.Model):
     records_counted = models.BigIntegerField(null=True, blank=True)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.STARTED)
     detail = models.CharField(max_length=500, blank=True)
+    from_archive = models.BooleanField(
+        default=False, help_text="Served from aquadash's archive, without asking Zuora."
+    )
 
     class Meta:
         indexes = [models.Index(fields=["tenant", "job_id", "-started_at"], name="download_job")]
@@ -662,12 +665,16 @@ class Download(models.Model):
         self.records_counted = records
         self.finished_at = timezone.now()
         self.save(
-            update_fields=["outcome", "detail", "records_counted", "finished_at", "bytes_sent"]
+            update_fields=[
+                *("outcome", "detail", "records_counted", "finished_at", "bytes_sent"),
+                "from_archive",
+            ]
         )
         metrics.download_ended(self.tenant.slug, self.kind, outcome, self.bytes_sent)
         what = self.get_kind_display() + (f" ({self.variant_label})" if self.variant else "")
         size = filesizeformat(self.bytes_sent).replace("\xa0", " ")  # plain text, for CSV too
         what += f", {self.portion}" if self.portion else ""
+        what += " from the archive" if self.from_archive else ""
         AuditEvent.record(
             AuditEvent.Kind.DOWNLOAD,
             user=self.user,
@@ -898,3 +905,125 @@ class ApiToken(models.Model):
     @property
     def is_live(self) -> bool:
         return self.revoked_at is None and not self.is_expired and self.user.is_active
+
+
+# --- The archive of result files (archive.py) ---------------------------------------------------
+
+
+class ArchivePolicy(models.Model):
+    """What aquadash keeps of a tenant's result files, chosen by an admin (none by default)."""
+
+    class Keep(models.TextChoices):
+        NOTHING = "nothing", "nothing (only jobs someone asks to keep)"
+        WATCHED = "watched", "the jobs someone watches"
+        SESSIONS = "sessions", "every completed job of the stateful sessions listed below"
+        ALL = "all", "every completed job aquadash sees"
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="archive_policy")
+    keep = models.CharField(max_length=10, choices=Keep.choices, default=Keep.NOTHING)
+    sessions = models.TextField(
+        blank=True,
+        help_text="One stateful session a line, as partner/project (exactly as the jobs "
+        "submit them).",
+    )
+    max_gb = models.FloatField(
+        "at most (GB)",
+        null=True,
+        blank=True,
+        help_text="This tenant's archive limit; empty for AQUADASH_ARCHIVE_MAX_GB. At the "
+        "limit new archiving stops; nothing kept is deleted before its date.",
+    )
+
+    class Meta:
+        verbose_name = "archive of result files"
+        verbose_name_plural = "archives of result files"
+
+    def __str__(self) -> str:
+        return f"Archive of {self.tenant}"
+
+    def session_pairs(self) -> set[tuple[str, str]]:
+        pairs = (line.strip().partition("/") for line in self.sessions.splitlines())
+        return {(partner, project) for partner, _, project in pairs if partner and project}
+
+
+class KeptJob(models.Model):
+    """A job whose result files aquadash keeps (or tried to keep) in its own storage."""
+
+    class Reason(models.TextChoices):
+        ASKED = "asked", "someone pressed Keep these files"
+        WATCHED = "watched", "someone watched it"
+        SESSION = "session", "its stateful session is kept"
+        ALL = "all", "the tenant keeps every completed job"
+
+    class Status(models.TextChoices):
+        COPYING = "copying", "being copied"
+        KEPT = "kept", "kept"
+        FAILED = "failed", "could not be copied"
+        PURGED = "purged", "could not be kept: Zuora purged the files first"
+        FULL = "full", "not kept: the tenant's archive is full"
+        EXPIRED = "expired", "expired and removed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="kept_jobs")
+    job_id = models.CharField(max_length=32)
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    asked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.COPYING)
+    detail = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    kept_until = models.DateField()
+    kept_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker last showed it was copying the job."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "job_id"], name="one_kept_job_per_job")
+        ]
+        indexes = [models.Index(fields=["status", "kept_until"], name="kept_job_status")]
+
+    def __str__(self) -> str:
+        return f"Job {self.job_id}: {self.get_status_display()}"
+
+    @property
+    def bytes(self) -> int:
+        return sum(
+            each.size or 0 for each in self.files.all() if each.status == KeptFile.Status.KEPT
+        )
+
+
+class KeptFile(models.Model):
+    """One result file (a batch's file or a segment) in the archive, under a random key."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "waiting"
+        COPYING = "copying", "being copied"
+        KEPT = "kept", "kept"
+        FAILED = "failed", "could not be copied"
+        PURGED = "purged", "purged at Zuora before it was copied"
+
+    kept_job = models.ForeignKey(KeptJob, on_delete=models.CASCADE, related_name="files")
+    file_id = models.CharField(max_length=32)
+    batch_id = models.CharField(max_length=32)
+    key = models.CharField(max_length=200, blank=True, help_text="Its name in the storage.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField("SHA-256", max_length=64, blank=True)
+    records = models.BigIntegerField(
+        null=True, blank=True, help_text="CSV records, as a CSV reader counts them."
+    )
+    detail = models.CharField(max_length=500, blank=True)
+    kept_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kept_job", "file_id"], name="one_kept_file")
+        ]
+        indexes = [models.Index(fields=["file_id"], name="kept_file_id")]
+
+    def __str__(self) -> str:
+        return f"File {self.file_id}: {self.get_status_display()}"

@@ -516,3 +516,61 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
+
+# The archive of result files (archive.py): where aquadash keeps copies of result files before
+# Zuora purges them. Empty: the filesystem under var/archive (one server); s3://bucket/prefix:
+# any S3-compatible store, shared by every app server and worker, with the usual AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY, AWS_S3_REGION_NAME and, for stores other than Amazon's,
+# AWS_S3_ENDPOINT_URL (and AWS_S3_ADDRESSING_STYLE=path); file:///path: the filesystem there.
+AQUADASH_ARCHIVE_URL = os.environ.get("AQUADASH_ARCHIVE_URL", "").strip()
+# Kept files are removed this many days after they were kept, never sooner.
+AQUADASH_ARCHIVE_DAYS = envint("AQUADASH_ARCHIVE_DAYS", 400)
+# Each tenant's archive at most (a tenant's own limit in the admin wins): at the limit new
+# archiving stops, with a warning to admins.
+AQUADASH_ARCHIVE_MAX_GB = envfloat("AQUADASH_ARCHIVE_MAX_GB", 50.0)
+
+
+def archive_storage(url: str) -> dict:
+    """The STORAGES entry for AQUADASH_ARCHIVE_URL."""
+    parts = urlsplit(url)
+    if not url:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": VAR_DIR / "archive"},
+        }
+    if parts.scheme == "file" and parts.path:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": parts.path},
+        }
+    if parts.scheme == "s3" and parts.netloc:
+        from boto3.s3.transfer import TransferConfig
+
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": parts.netloc,
+                "location": parts.path.strip("/"),
+                "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+                "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+                # "path" for stores that serve buckets under one host (MinIO and the like).
+                "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE") or None,
+                "default_acl": None,  # the bucket's own: private unless someone opened it
+                "querystring_auth": True,
+                "file_overwrite": False,
+                # Uploads in 8 MB parts, two at a time: a copy holds about 16 MB, whatever the
+                # file's size (boto3's default is ten at a time).
+                "transfer_config": TransferConfig(
+                    multipart_threshold=8 * 1024 * 1024,
+                    multipart_chunksize=8 * 1024 * 1024,
+                    max_concurrency=2,
+                ),
+            },
+        }
+    raise ImproperlyConfigured(
+        "AQUADASH_ARCHIVE_URL must be empty (var/archive), file:///a/path or "
+        f"s3://bucket/prefix, not {url!r}."
+    )
+
+
+STORAGES["archive"] = archive_storage(AQUADASH_ARCHIVE_URL)

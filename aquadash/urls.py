@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
-from aquadash import api, metrics, views, work_queue
+from aquadash import api, archive, metrics, views, work_queue
 
 
 class ZuoraIdConverter:
@@ -24,6 +24,7 @@ tenant_urls = [
     path("jobs/<zuora_id:job_id>/", views.job_page, name="job"),
     path("jobs/<zuora_id:job_id>/downloads/", views.job_downloads, name="job_downloads"),
     path("jobs/<zuora_id:job_id>/watch/", views.job_watch, name="job_watch"),
+    path("jobs/<zuora_id:job_id>/archive/", archive.job_archive, name="job_archive"),
     path("jobs/<zuora_id:job_id>/compare/", views.job_compare, name="job_compare"),
     path("jobs/<zuora_id:job_id>/raw.json", views.job_raw, name="job_raw"),
     path(

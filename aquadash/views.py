@@ -25,6 +25,7 @@ from django_htmx.middleware import HtmxDetails
 
 from aquadash import (
     allowance,
+    archive,
     breaker,
     compare,
     downloads,
@@ -218,6 +219,8 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
     """
     key = None
     snapshot, now = state.snapshot, timezone.now()
+    # Only where Zuora has probably purged the files does it change what the page says.
+    archived = archive.files_expired(state.job) and archive.serves(tenant, state.job.id)
     newest = max(filter(None, (state.fetched_at, snapshot.gone_at)))
     if (
         state.is_final
@@ -229,6 +232,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
             tenant.gives_files,  # download links and previews, or why there are none
             *(snapshot.job_id, snapshot.last_fetched_at, snapshot.gone_at, snapshot.record_counts),
             *(snapshot.sample_bytes, snapshot.sample_records),  # the size estimates
+            archived,  # the batches' links say whether Zuora's purge matters
             *(request.GET.get("page"), bool(request.htmx), request.scheme, request.get_host()),
             int(now.timestamp() // 60),
         ]
@@ -255,6 +259,7 @@ def _live_section(request: HtmxHttpRequest, tenant: Tenant, state: jobs.JobState
         "counts": state.snapshot.record_counts,
         "sizes": downloads.page_estimates(state.job, state.snapshot),
         "confirm_gb": settings.AQUADASH_CONFIRM_GB,
+        "archived": archived,
     }
     with timezone.override(tenant.zoneinfo):
         live = render_to_string("job.html#live", context, request)
@@ -436,7 +441,7 @@ def file_preview(
             file_id=file_id,
         )
         try:
-            with downloads.open_file(tenant, file_id) as result:
+            with downloads.open_file(tenant, file_id, download) as result:
                 context["preview"] = results.preview(results.decoded(result.chunks(), job.format))
         except (zuora.ZuoraError, results.ResultUnreadable) as exc:
             context["error"] = exc

@@ -47,6 +47,7 @@ RUNS = [
     ("find.py", []),
     ("budget.py", []),
     ("jobs_list.py", []),
+    ("archive.py", []),
 ]
 
 

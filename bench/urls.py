@@ -1,8 +1,9 @@
 """aquadash's URLs, /bench/bare/, /bench/tenant/, /bench/floor/ and /bench/render/, for
-bench/pages.py only (see bench/settings.py)."""
+bench/pages.py, and /bench/archived/, for bench/archive.py (see bench/settings.py)."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.files.storage import storages
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import include, path
 
 from aquadash import jobs, views
@@ -48,10 +49,18 @@ def render(request: HttpRequest, tenant_slug: str, job_id: str) -> HttpResponse:
     return views.job_response(request, state.snapshot.tenant, state)
 
 
+@login_required
+def archived(request: HttpRequest, key: str) -> FileResponse:
+    """A file of the archive's filesystem storage, straight from disk with Django's
+    FileResponse: the baseline serving from the archive is measured against."""
+    return FileResponse(open(storages["archive"].path(key), "rb"))  # noqa: SIM115
+
+
 urlpatterns = [
     path("bench/bare/", bare),
     path("bench/tenant/<slug:tenant_slug>/", tenant),
     path("bench/floor/<slug:tenant_slug>/<str:job_id>/", floor),
     path("bench/render/<slug:tenant_slug>/<str:job_id>/", render),
+    path("bench/archived/<path:key>", archived),
     path("", include("aquadash.urls")),
 ]

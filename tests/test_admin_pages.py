@@ -16,6 +16,9 @@ ZONE = re.compile(r"\s(UTC|[A-Z]{3,4}\b|[+-]\d{2})")
 
 
 def english_plural(singular: str) -> str:
+    head, of, rest = singular.partition(" of ")
+    if of:  # "archive of result files": the head noun takes the plural
+        return english_plural(head) + of + rest
     last = singular.split()[-1]
     if last.endswith(("s", "x", "z", "ch", "sh")):
         return singular + "es"

@@ -167,7 +167,7 @@ def shows(response: object, own: Side, other: Side, what: str) -> None:
         assert records == [
             record for file in own.files.values() for record in file.decode().splitlines()[1:]
         ]
-    else:
+    elif what != "kept":  # the card shows nothing of the job until it is kept
         assert own.marker in body.decode(), what
     assert other.marker.encode() not in body, what
 
@@ -184,6 +184,8 @@ TENANT_VIEWS = [
     ("{t}/jobs/{job}/watch/", {}, "page"),
     ("{t}/jobs/{job}/compare/", HTMX, "page"),
     ("{t}/jobs/{job}/compare/", {}, "page"),
+    ("{t}/jobs/{job}/archive/", HTMX, "kept"),  # the kept-files card
+    ("{t}/jobs/{job}/archive/", {}, "page"),
     ("{t}/jobs/{job}/raw.json", {}, "page"),
     ("{t}/jobs/{job}/batches/{batch}/segments/", {}, "page"),
     ("{t}/jobs/{job}/batches/{batch}/query.txt", {}, "page"),
@@ -249,7 +251,7 @@ def test_every_tenant_url_is_checked_here():
     checked = {
         "tenant_jobs", "job", "job_downloads", "job_watch", "job_compare", "job_raw",
         "batch_segments", "batch_query", "segments_text", "batch_download", "file",
-        "file_preview", "job_download",
+        "file_preview", "job_download", "job_archive",
         "api_job", "api_batch_download", "api_file", "api_job_download",
     }  # fmt: skip
     # last_completed shows no stored job: it asks the tenant's own Zuora (tested in test_jobs).
