@@ -407,10 +407,11 @@ class DownloadAdmin(CsvExportAdmin):
     # beside the navigation and the filters.
     list_display = ["started_at", "username", "tenant", "job_id", "what", "size", "outcome"]
     csv_columns = ["started_at", "finished_at", "username", "tenant__slug", "job_id",
-                   "batch_id", "file_id", "kind", "variant", "bytes_sent", "records_counted",
-                   "outcome", "detail"]  # fmt: skip
+                   "batch_id", "file_id", "kind", "variant", "portion", "from_archive",
+                   "bytes_sent", "records_counted", "outcome", "detail"]  # fmt: skip
     fields = ["started_at", "finished_at", "user", "username", "tenant", "job_id", "batch_id",
-              "file_id", "kind", "variant", "sent", "records", "outcome", "detail"]  # fmt: skip
+              "file_id", "kind", "variant", "portion", "from_archive", "sent", "records",
+              "outcome", "detail"]  # fmt: skip
     readonly_fields = ["sent", "records"]
     list_filter = ["tenant", "kind", "outcome", "started_at"]
     search_fields = ["job_id", "file_id", "batch_id", "username"]
@@ -418,14 +419,9 @@ class DownloadAdmin(CsvExportAdmin):
 
     @admin.display(description="what", ordering="kind")
     def what(self, download: Download) -> str:
-        variant = f" ({download.variant_label})" if download.variant else ""
         if not download.file_id:
-            return download.get_kind_display() + variant
-        return format_html(
-            '{}<br><span class="id">{}</span>',
-            download.get_kind_display() + variant,
-            download.file_id,
-        )
+            return download.what
+        return format_html('{}<br><span class="id">{}</span>', download.what, download.file_id)
 
     @admin.display(description="sent", ordering="bytes_sent")
     def size(self, download: Download) -> str:

@@ -635,6 +635,14 @@ class Download(models.Model):
     def variant_label(self) -> str:
         return self.VARIANTS.get(self.variant, self.variant)
 
+    @property
+    def what(self) -> str:
+        """What was taken, in the trails' words: "whole batch (CSV for Excel), first 1,000
+        records, from the archive"."""
+        what = self.get_kind_display() + (f" ({self.variant_label})" if self.variant else "")
+        what += f", {self.portion}" if self.portion else ""
+        return what + (" from the archive" if self.from_archive else "")
+
     @classmethod
     def start(
         cls,
@@ -671,17 +679,14 @@ class Download(models.Model):
             ]
         )
         metrics.download_ended(self.tenant.slug, self.kind, outcome, self.bytes_sent)
-        what = self.get_kind_display() + (f" ({self.variant_label})" if self.variant else "")
         size = filesizeformat(self.bytes_sent).replace("\xa0", " ")  # plain text, for CSV too
-        what += f", {self.portion}" if self.portion else ""
-        what += " from the archive" if self.from_archive else ""
         AuditEvent.record(
             AuditEvent.Kind.DOWNLOAD,
             user=self.user,
             username=self.username,
             tenant=self.tenant,
             target=f"job {self.job_id}" + (f" file {self.file_id}" if self.file_id else ""),
-            detail=f"{what}: {self.get_outcome_display()}, {size} sent",
+            detail=f"{self.what}: {self.get_outcome_display()}, {size} sent",
         )
 
 

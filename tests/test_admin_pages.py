@@ -82,6 +82,18 @@ def test_the_download_list_shows_sizes_and_counts_people_read(
     assert "1400000000" not in html
 
 
+def test_the_download_list_says_which_part_was_taken_and_from_where(
+    admin_client: Client, admin_trail: Tenant
+) -> None:
+    Download.objects.filter(tenant=admin_trail).update(
+        kind=Download.Kind.BATCH, portion="segments 2–3, first 4 records", from_archive=True
+    )
+    html = admin_client.get("/admin/aquadash/download/").content.decode()
+    assert "segments 2–3, first 4 records from the archive" in html
+    [header, row] = csv_rows(admin_client.get("/admin/aquadash/download/export.csv"))
+    assert dict(zip(header, row, strict=True))["portion"] == "segments 2–3, first 4 records"
+
+
 def test_a_download_page_shows_its_size_in_words_and_exactly(
     admin_client: Client, admin_trail: Tenant
 ) -> None:
