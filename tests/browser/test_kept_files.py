@@ -61,6 +61,7 @@ def test_a_kept_job_whose_files_zuora_purged_downloads_and_previews_from_the_arc
     expect(page.get_by_text("Kept by aquadash until")).to_be_visible()
     expect(page.get_by_text("Probably purged by Zuora")).to_have_count(0)
     looks.check(page, "a kept job after Zuora purged its files")
+    page.locator("details.menu summary").first.click()  # the batch's download menu
     link = page.get_by_role("link", name="Download .csv")
     with page.expect_download() as download:
         link.click()
