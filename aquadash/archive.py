@@ -27,7 +27,7 @@ from django.core.files import File
 from django.core.files.storage import Storage, storages
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Min, Q, Sum
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.tasks import task
 from django.utils import timezone
@@ -35,7 +35,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
 from aquadash import breaker, results, zuora
-from aquadash.access import tenant_required
+from aquadash.access import NOT_FOUND, note_refusal, tenant_required
 from aquadash.models import ArchivePolicy, Download, JobSnapshot, KeptFile, KeptJob, Tenant, Watch
 from aquadash.shared_cache import shared_cache
 
@@ -548,7 +548,11 @@ def serves(tenant: Tenant, job_id: str) -> bool:
 @tenant_required
 def job_archive(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpResponse:
     """Whether aquadash keeps the job's files, until when, and how the copy goes; POST is
-    "Keep these files". The job page loads it after itself."""
+    "Keep these files", a downloader's act (it fetches the result data, spending the tenant's
+    API allowance), refused to a viewer as a download is. The job page loads it after itself."""
+    if request.method == "POST" and not tenant.gives_files:
+        note_refusal(request.user, tenant.slug, request.path)
+        raise Http404(NOT_FOUND)
     snapshot = tenant.jobs.filter(job_id=job_id).first()
     if snapshot is None:
         return HttpResponse("aquadash has not stored this job yet.", status=404)
@@ -577,7 +581,9 @@ def job_archive(request: HttpRequest, tenant: Tenant, job_id: str) -> HttpRespon
             for each in files
             if each.status in (KeptFile.Status.FAILED, KeptFile.Status.PURGED)
         ],
-        "can_keep": files_at_zuora and (kept is None or kept.status == KeptJob.Status.FAILED),
+        "can_keep": tenant.gives_files
+        and files_at_zuora
+        and (kept is None or kept.status == KeptJob.Status.FAILED),
         "archive_days": settings.AQUADASH_ARCHIVE_DAYS,
     }
     template = "job_archive.html#card" if request.htmx else "job_archive.html"

@@ -18,9 +18,11 @@ from aquadash.models import (
     ArchivePolicy,
     AuditEvent,
     Download,
+    Grant,
     JobSnapshot,
     KeptFile,
     KeptJob,
+    Role,
     Tenant,
 )
 from aquadash.simulator import serve
@@ -71,6 +73,20 @@ def kept_and_purged(client: Client, tenant: Tenant, simulator: sim.Simulator, **
     assert kept(tenant, job_id).status == KeptJob.Status.KEPT
     simulator.forget_job(job_id)
     return job_id, raw
+
+
+def test_a_viewer_may_see_what_is_kept_but_not_keep(client, simulator_tenant, simulator, make_user):
+    job_id = simulator.add_job(records=20)
+    open_job(client, simulator_tenant, job_id)
+    Grant.objects.filter(tenant=simulator_tenant).update(role=Role.VIEWER)
+    viewer = Client()
+    viewer.force_login(make_user("viewer", groups=simulator_tenant.groups.all()))
+
+    refused = viewer.post(f"/t/{simulator_tenant.slug}/jobs/{job_id}/archive/", **HTMX)
+
+    assert refused.status_code == 404
+    assert not KeptJob.objects.exists()
+    assert "Keep these files" not in card(viewer, simulator_tenant, job_id)
 
 
 # --- How it is kept -------------------------------------------------------------------------
