@@ -212,7 +212,11 @@ def _copy_all(kept: KeptJob, job: zuora.Job) -> None:
     )
     kept.save(update_fields=["status", "kept_at", "detail", "claimed_at"])
     _expire_later(kept)
-    logger.info("Kept job %s of %s: %d files", kept.job_id, kept.tenant.slug, len(files))
+    if files:  # the largest kept file sizes the job page's estimates, as a download's would
+        largest = max(files.values(), key=lambda each: each.size or 0)
+        JobSnapshot.keep_sample(kept.tenant, kept.job_id, largest.size or 0, largest.records)
+    plural = "" if len(files) == 1 else "s"
+    logger.info("Kept job %s of %s: %d file%s", kept.job_id, kept.tenant.slug, len(files), plural)
 
 
 def _check_batch(job: zuora.Job, batch: zuora.Batch, batch_files: list[KeptFile]) -> None:

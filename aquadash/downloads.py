@@ -25,7 +25,6 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponseBase, QueryDict, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -448,14 +447,6 @@ def page_estimates(job: zuora.Job, snapshot: JobSnapshot) -> dict[str, Estimate]
     return sizes | {"job": estimate(job, job.batches, sample)}
 
 
-def note_sample(download: Download, records: int | None) -> None:
-    """Keep a file downloaded whole as Zuora made it as its job's sample for size estimates,
-    when it is the largest yet: one UPDATE, so two downloads ending at once keep the larger."""
-    JobSnapshot.objects.filter(tenant=download.tenant, job_id=download.job_id).filter(
-        Q(sample_bytes__isnull=True) | Q(sample_bytes__lt=download.bytes_sent)
-    ).update(sample_bytes=download.bytes_sent, sample_records=records)
-
-
 def _confirmation(
     request: HttpRequest,
     tenant: Tenant,
@@ -710,7 +701,7 @@ def _sampled(
 ) -> tuple[str, str, int | None]:
     """A file download's outcome, keeping the file as its job's sample when it came whole."""
     if outcome[0] == Download.Outcome.COMPLETE:
-        note_sample(download, outcome[2])
+        JobSnapshot.keep_sample(download.tenant, download.job_id, download.bytes_sent, outcome[2])
     return outcome
 
 

@@ -456,6 +456,14 @@ class JobSnapshot(models.Model):
     def run_time(self) -> timedelta | None:
         return None if self.run_seconds is None else timedelta(seconds=self.run_seconds)
 
+    @classmethod
+    def keep_sample(cls, tenant: Tenant, job_id: str, size: int, records: int | None) -> None:
+        """Keep a result file's size and records as its job's sample for size estimates, when
+        it is the largest yet: one UPDATE, so two files noted at once keep the larger."""
+        cls.objects.filter(tenant=tenant, job_id=job_id).filter(
+            models.Q(sample_bytes__isnull=True) | models.Q(sample_bytes__lt=size)
+        ).update(sample_bytes=size, sample_records=records)
+
     def job(self) -> zuora.Job:
         """The stored answer as a Job. Read snapshots through `tenant.jobs` where the tenant is
         at hand: the tenant's zone is needed here, and that way it costs no query."""

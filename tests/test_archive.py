@@ -75,6 +75,22 @@ def kept_and_purged(client: Client, tenant: Tenant, simulator: sim.Simulator, **
     return job_id, raw
 
 
+def test_a_kept_job_page_estimates_its_downloads_from_the_kept_files(
+    client, simulator_tenant, simulator
+):
+    job_id = simulator.add_job(records=250, segments=3)
+    open_job(client, simulator_tenant, job_id)
+    press_keep(client, simulator_tenant, job_id)
+    run_worker()
+    largest = max(kept(simulator_tenant, job_id).files.all(), key=lambda each: each.size)
+
+    snapshot = JobSnapshot.objects.get(tenant=simulator_tenant, job_id=job_id)
+
+    assert (snapshot.sample_bytes, snapshot.sample_records) == (largest.size, largest.records)
+    page = client.get(f"/t/{simulator_tenant.slug}/jobs/{job_id}/").content.decode()
+    assert "size not known yet" not in page and "250 records in 3 segments · about" in page
+
+
 def test_a_viewer_may_see_what_is_kept_but_not_keep(client, simulator_tenant, simulator, make_user):
     job_id = simulator.add_job(records=20)
     open_job(client, simulator_tenant, job_id)
@@ -308,10 +324,18 @@ def test_the_audit_trail_says_from_the_archive(client, simulator_tenant, simulat
     assert "from the archive" in trail
 
 
-def test_a_kept_job_is_not_offered_as_probably_purged(client, simulator_tenant, simulator):
+def test_a_kept_job_is_not_offered_as_probably_purged(
+    client, simulator_tenant, simulator, settings
+):
     job_id, _ = kept_and_purged(client, simulator_tenant, simulator, records=5)
-    simulator_clock_moves = client.get(f"/t/{simulator_tenant.slug}/jobs/{job_id}/")
-    assert "Probably purged by Zuora" not in simulator_clock_moves.content.decode()
+    settings.AQUADASH_FILE_RETENTION_DAYS = 0  # Zuora's retention of its files is over
+
+    page = client.get(f"/t/{simulator_tenant.slug}/jobs/{job_id}/").content.decode()
+
+    assert "Probably purged by Zuora" not in page
+    assert "Result files have probably been deleted" not in page
+    assert "Zuora has probably deleted its copies of the result files" in page
+    assert "aquadash serves its own" in page
 
 
 def test_a_file_the_archive_does_not_keep_is_still_asked_of_zuora(
