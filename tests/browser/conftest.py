@@ -13,6 +13,7 @@ directory (`make screenshots`) to save screenshots of the job page there.
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -141,10 +142,10 @@ def chromium() -> Iterator[Browser]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = unsafe
 
 
-@pytest.fixture
-def server(simulator_tenant, tmp_path: Path) -> Iterator[str]:
-    """aquadash under gunicorn, reading the test database and allowed to call the simulator;
-    its log is gunicorn.log in the test's tmp_path."""
+@contextmanager
+def aquadash_serving(simulator_tenant, tmp_path: Path, **environment: str) -> Iterator[str]:
+    """aquadash under gunicorn, reading the test database and allowed to call the simulator,
+    with `environment`'s settings too; its log is gunicorn.log in the test's tmp_path."""
     with (
         (tmp_path / "gunicorn.log").open("w") as log,
         gunicorn_serving(
@@ -152,8 +153,15 @@ def server(simulator_tenant, tmp_path: Path) -> Iterator[str]:
             settings_module="tests.browser.settings",
             log=log,
             AQUADASH_POLL_SECONDS=str(POLL_SECONDS),
+            **environment,
         ) as base,
     ):
+        yield base
+
+
+@pytest.fixture
+def server(simulator_tenant, tmp_path: Path) -> Iterator[str]:
+    with aquadash_serving(simulator_tenant, tmp_path) as base:
         yield base
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import NARROW, POLL_SECONDS, Page, expect, sign_in
-from tests.conftest import gunicorn_serving
+from tests.browser.conftest import NARROW, Page, aquadash_serving, expect, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 
@@ -20,16 +19,7 @@ NAMES = [f"Name {n:010d}" for n in range(30)]  # the simulator's records, in ord
 def server(simulator_tenant, tmp_path: Path) -> Iterator[str]:
     """As every browser test's server, but a joined download estimated over 1,000 bytes is
     large: the batches here are 30 records in segments of about 900 bytes."""
-    with (
-        (tmp_path / "gunicorn.log").open("w") as log,
-        gunicorn_serving(
-            simulator_tenant,
-            settings_module="tests.browser.settings",
-            log=log,
-            AQUADASH_POLL_SECONDS=str(POLL_SECONDS),
-            AQUADASH_CONFIRM_GB="0.000001",
-        ) as base,
-    ):
+    with aquadash_serving(simulator_tenant, tmp_path, AQUADASH_CONFIRM_GB="0.000001") as base:
         yield base
 
 

@@ -8,8 +8,7 @@ import pytest
 
 from aquadash.models import KeptFile
 from tests.archive_helpers import run_worker, sha256
-from tests.browser.conftest import POLL_SECONDS, expect, look_up, sign_in
-from tests.conftest import gunicorn_serving
+from tests.browser.conftest import aquadash_serving, expect, look_up, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 
@@ -30,16 +29,8 @@ def archive_folder(settings: object, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(simulator_tenant, tmp_path: Path, archive_folder: Path) -> Iterator[str]:
-    with (
-        (tmp_path / "gunicorn.log").open("w") as log,
-        gunicorn_serving(
-            simulator_tenant,
-            settings_module="tests.browser.settings",
-            log=log,
-            AQUADASH_POLL_SECONDS=str(POLL_SECONDS),
-            AQUADASH_ARCHIVE_URL=f"file://{archive_folder}",
-        ) as base,
-    ):
+    environment = {"AQUADASH_ARCHIVE_URL": f"file://{archive_folder}"}
+    with aquadash_serving(simulator_tenant, tmp_path, **environment) as base:
         yield base
 
 
