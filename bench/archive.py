@@ -233,7 +233,7 @@ def main() -> None:
                 Check(
                     "Archive: serving a segment from the archive, throughput to the last byte "
                     "as a ratio to FileResponse from disk, median of every segment's pair",
-                    f"{ratio:.2f}",
+                    f"{ratio:.3f}",
                     f"FileResponse {speed['fileresponse']:,.0f} MB/s, archive "
                     f"{speed['archive']:,.0f} MB/s over all rounds; rounds "
                     f"{min(ratios['sent']):.2f} to {max(ratios['sent']):.2f}",
@@ -243,7 +243,7 @@ def main() -> None:
                 Check(
                     "Archive: the same until the connection answers again (the Download and "
                     "audit rows written after the last byte included)",
-                    f"{free:.2f}",
+                    f"{free:.3f}",
                     f"rounds {min(ratios['free']):.2f} to {max(ratios['free']):.2f}",
                     "",
                     None,
