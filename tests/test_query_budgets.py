@@ -1,7 +1,8 @@
 """What a page costs the database: the budgets issue 9 sets, on SQLite and on PostgreSQL.
 
 A stored job page is at most five queries with one write (its lookup row), a poll at most four
-with none, and the home page at most five however many tenants there are.
+with none, and the home page at most five however many tenants there are. A file aquadash keeps
+is sent after six queries with one write (the Download row), and finished in one transaction.
 """
 
 import re
@@ -13,7 +14,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from aquadash import simulator as sim
-from aquadash.models import Download, Tenant
+from aquadash.models import AuditEvent, Download, KeptFile, Tenant
+from tests.archive_helpers import body, open_job, press_keep, run_worker
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -111,3 +113,41 @@ def test_a_lookup_submitted_from_the_home_page_checks_the_tenant_within_budget(
     assert response.status_code == 302
     assert response["Location"] == job_url(simulator_tenant, sim.ZIP_JOB_ID)
     assert len(queries) <= 5, tables_read(queries)
+
+
+# Committed, as in production: the download's last writes happen when the server closes the
+# file it sent, after the test client's request has ended.
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_file_costs_six_queries_to_start_and_one_transaction_to_finish(
+    client, simulator_tenant, simulator, settings, tmp_path
+):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "archive"},
+        },
+    }
+    job_id = simulator.add_job(records=50, segments=3)
+    segment = open_job(client, simulator_tenant, job_id)["batches"][0]["segments"][1]
+    press_keep(client, simulator_tenant, job_id)
+    run_worker()
+    url = f"{job_url(simulator_tenant, job_id)}files/{segment}"
+
+    with CaptureQueriesContext(connection) as started:
+        response = client.get(url)
+    with CaptureQueriesContext(connection) as finished:
+        body(response)
+        response.close()
+
+    # The session, the user, the tenant check, the stored job, the Download row and the file's
+    # kept copy as the download starts; nothing asks Zuora.
+    assert len(started) <= 6, tables_read(started)
+    assert writes(started) == ["INSERT INTO aquadash_download"]
+    assert KeptFile._meta.db_table in tables_read(started)
+    # As it ends: the Download row and its audit event (one transaction: four on SQLite).
+    assert writes(finished) == ["UPDATE aquadash_download", "INSERT INTO aquadash_auditevent"]
+    assert len(finished) <= 4, tables_read(finished)
+    download = Download.objects.get(file_id=segment)
+    assert (download.outcome, download.from_archive) == (Download.Outcome.COMPLETE, True)
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.DOWNLOAD, target__contains=segment)
