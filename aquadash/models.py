@@ -702,3 +702,6 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} to {self.recipient}: {self.get_status_display()}"
+
+
+from aquadash.identity import Identity  # noqa: E402, F401  # its own module; a model here

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
-from aquadash import views, work_queue
+from aquadash import identity, views, work_queue
 
 
 class ZuoraIdConverter:
@@ -63,7 +63,8 @@ urlpatterns = [
     path("find/<zuora_id:job_id>/", views.find_job, name="find_job"),
     path("t/<slug:tenant_slug>/", include(tenant_urls)),
     path("health/", views.health, name="health"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", identity.LoginPage.as_view(), name="login"),
+    path("oidc/", include(identity.urlpatterns)),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
