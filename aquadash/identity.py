@@ -23,7 +23,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.db import models, transaction
 from django.http import Http404, HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.deprecation import MiddlewareMixin
 from django.views.generic import View
 from django_htmx.http import HttpResponseClientRedirect
@@ -185,6 +185,13 @@ class OIDCBackend(auth.OIDCAuthenticationBackend):
             tag = hashlib.sha256(f"{claims['iss']} {claims['sub']}".encode()).hexdigest()[:8]
             username = f"{wanted}-{tag}"
         return User.objects.create_user(username, email=claims.get("email", ""))
+
+
+def not_a_password(request: HttpRequest, credentials: dict[str, Any] | None) -> bool:
+    """For django-axes (AXES_WHITELIST_CALLABLE): it counts wrong passwords only. A sign-in
+    refused at the provider's callback has no username to count against, and would otherwise
+    lock everyone behind one address out of single sign-on together."""
+    return request.path == reverse("oidc_authentication_callback")
 
 
 class LocalBackend(ModelBackend):

@@ -290,6 +290,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+AXES_WHITELIST_CALLABLE = "aquadash.identity.not_a_password"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -260,3 +260,23 @@ def test_check_deploy_warns_of_passwords_beside_single_sign_on(settings):
     assert [w.id for w in passwords_beside_single_sign_on()] == ["aquadash.W002"]
     settings.AQUADASH_LOCAL_LOGIN = False
     assert passwords_beside_single_sign_on() == []
+
+
+def test_refused_single_sign_ons_do_not_lock_an_address_out(settings, rf):
+    """django-axes counts wrong passwords; a refused callback has no username, and counting it
+    would lock everyone behind the address out of single sign-on."""
+    from axes.models import AccessAttempt
+    from django.contrib.auth import authenticate
+    from django.contrib.sessions.backends.db import SessionStore as DatabaseSession
+
+    settings.AUTHENTICATION_BACKENDS = [
+        *settings.AUTHENTICATION_BACKENDS,
+        "aquadash.identity.OIDCBackend",
+    ]
+    settings.OIDC_OP_TOKEN_ENDPOINT = "http://127.0.0.1:1/token/"  # nobody answers
+    for path in ("/oidc/callback/", "/accounts/login/"):
+        for _ in range(6):
+            request = rf.get(f"{path}?code=stolen&state=any")
+            request.session = DatabaseSession()
+            assert authenticate(request, nonce="n", code_verifier="v") is None
+        assert AccessAttempt.objects.exists() == (path == "/accounts/login/")
