@@ -12,6 +12,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_POST
 
 from aquadash import allowance, exports
+from aquadash.identity import Identity
 from aquadash.models import AuditEvent, Delivery, Download, JobSnapshot, Lookup, Tenant, Watch
 from aquadash.notifications import check_webhook_url
 
@@ -368,3 +369,20 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["channel", "status", "watch__tenant"]
     search_fields = ["recipient", "watch__job_id", "watch__user__username"]
     list_select_related = ["watch__user"]
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    """Who signs in through single sign-on as whom. Made only by signing in; deleting one makes
+    that person's next sign-in create a new user."""
+
+    list_display = ["user", "issuer", "subject", "created"]
+    list_filter = ["issuer"]
+    search_fields = ["user__username", "subject"]
+    readonly_fields = ["issuer", "subject", "user", "created"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -280,3 +280,51 @@ def test_refused_single_sign_ons_do_not_lock_an_address_out(settings, rf):
             request.session = DatabaseSession()
             assert authenticate(request, nonce="n", code_verifier="v") is None
         assert AccessAttempt.objects.exists() == (path == "/accounts/login/")
+
+
+@pytest.fixture
+def oidc_settings(settings) -> None:
+    """Single sign-on on, in this process, at a provider nobody answers for."""
+    settings.AQUADASH_OIDC = True
+    settings.OIDC_ISSUER = "http://127.0.0.1:1/o"
+    settings.AUTHENTICATION_BACKENDS = [
+        *settings.AUTHENTICATION_BACKENDS,
+        "aquadash.identity.OIDCBackend",
+    ]
+
+
+def test_a_provider_that_cannot_be_reached_is_said_so(oidc_settings):
+    response = Client().get("/oidc/authenticate/", follow=True)
+
+    assert response.redirect_chain[-1] == ("/accounts/login/", 302)
+    assert "The sign-in provider cannot be reached just now" in response.content.decode()
+
+
+def test_an_htmx_poll_due_for_refresh_reloads_the_page_through_the_provider(
+    oidc_settings, settings, make_user
+):
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = "http://127.0.0.1:1/o/authorize/"
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "aquadash.identity.SessionRefresh"]
+    client = Client()
+    client.force_login(make_user("alice"), backend="aquadash.identity.OIDCBackend")
+
+    response = client.get(
+        "/jobs/", headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/t/sim/"}
+    )
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"].startswith("http://127.0.0.1:1/o/authorize/?")
+    assert "prompt=none" in response["HX-Redirect"]
+    assert client.session["oidc_login_next"] == "/t/sim/"
+
+
+def test_admins_see_who_signs_in_as_whom_and_cannot_make_it_up(make_user):
+    admin = make_user("root", superuser=True)
+    Identity.objects.create(issuer="https://id.example.com", subject="s-1", user=make_user("alice"))
+    client = Client()
+    client.force_login(admin)
+
+    listing = client.get("/admin/aquadash/identity/")
+
+    assert listing.status_code == 200 and "https://id.example.com" in listing.content.decode()
+    assert client.get("/admin/aquadash/identity/add/").status_code == 403
