@@ -208,7 +208,7 @@ def test_without_an_issuer_the_sign_in_page_is_as_it_was(db):
 @pytest.fixture
 def passwords_off(settings) -> None:
     settings.AQUADASH_LOCAL_LOGIN = False
-    settings.AQUADASH_BREAK_GLASS = frozenset({"root"})
+    settings.AQUADASH_BREAK_GLASS = frozenset({"root", "bob"})
     settings.AUTHENTICATION_BACKENDS = [
         "axes.backends.AxesStandaloneBackend",
         "aquadash.identity.LocalBackend",
@@ -219,11 +219,12 @@ def test_with_local_login_off_only_listed_superusers_have_passwords(passwords_of
     make_user("alice")
     make_user("admin", superuser=True)  # a superuser, but not on the break-glass list
     make_user("root", superuser=True)
+    make_user("bob")  # listed, but not a superuser
 
     assert 'name="password"' not in Client().get("/accounts/login/").content.decode()
     page = Client().get("/accounts/login/?break-glass").content.decode()
     assert 'name="password"' in page
-    for name in ("alice", "admin"):
+    for name in ("alice", "admin", "bob"):
         refused = Client().post(
             "/accounts/login/?break-glass", {"username": name, "password": "password"}
         )
