@@ -8,6 +8,7 @@ the provider's group claim; groups the mapping does not name are an administrato
 
 import functools
 import hashlib
+import itertools
 import logging
 from typing import Any
 
@@ -94,15 +95,10 @@ def oidc_setting(name: str, *default: Any) -> Any:
     return getattr(settings, name, *default)
 
 
-def group_mapping() -> dict[str, str]:
-    """AQUADASH_OIDC_GROUPS: the provider's group name → the Django group it grants."""
-    return dict(settings.AQUADASH_OIDC_GROUPS)
-
-
 def set_mapped_groups(user: User, claimed: object) -> None:
     """Make the user a member of exactly the mapped groups the claim names, among those the
     mapping grants; other groups (set by hand) stay as they are."""
-    mapping = group_mapping()
+    mapping = settings.AQUADASH_OIDC_GROUPS  # the provider's group name → the Django group
     names = {str(name) for name in claimed} if isinstance(claimed, list) else set()
     wanted = {mapping[name] for name in names if name in mapping}
     managed = set(mapping.values())
@@ -180,10 +176,13 @@ class OIDCBackend(auth.OIDCAuthenticationBackend):
         """A new user with no password, named after the provider's user name when that is free:
         an existing account of the same name or e-mail is never taken over."""
         wanted = str(claims.get("preferred_username") or claims.get("email") or "sso")[:120]
-        username = wanted
-        if User.objects.filter(username__iexact=username).exists():
-            tag = hashlib.sha256(f"{claims['iss']} {claims['sub']}".encode()).hexdigest()[:8]
-            username = f"{wanted}-{tag}"
+        tag = hashlib.sha256(f"{claims['iss']} {claims['sub']}".encode()).hexdigest()[:8]
+        candidates = itertools.chain(
+            [wanted, f"{wanted}-{tag}"], (f"{wanted}-{tag}-{n}" for n in itertools.count(2))
+        )
+        username = next(
+            name for name in candidates if not User.objects.filter(username__iexact=name).exists()
+        )
         return User.objects.create_user(username, email=claims.get("email", ""))
 
 

@@ -126,11 +126,17 @@ def test_people_are_matched_on_issuer_and_subject_never_on_email(
         sso_sign_in(requests.Session(), base)  # again: the same person, not a third
 
         ours, theirs = signed_in_as(first, base), signed_in_as(second, other_base)
-    assert len({local.pk, ours.pk, theirs.pk}) == 3
-    assert local.groups.count() == 0 and local.has_usable_password()
-    assert User.objects.filter(email="alice@example.com").count() == 3
-    assert Identity.objects.get(user=ours).issuer == provider.issuer
-    assert Identity.objects.get(user=theirs).issuer == other.issuer
+        assert len({local.pk, ours.pk, theirs.pk}) == 3
+        assert local.groups.count() == 0 and local.has_usable_password()
+        assert User.objects.filter(email="alice@example.com").count() == 3
+        assert Identity.objects.get(user=ours).issuer == provider.issuer
+        assert Identity.objects.get(user=theirs).issuer == other.issuer
+
+        # An admin deletes the link (README): the next sign-in makes a new user.
+        Identity.objects.filter(user=ours).delete()
+        again = requests.Session()
+        assert sso_sign_in(again, base).url == f"{base}/"
+        assert signed_in_as(again, base) not in (local, ours, theirs)
 
 
 def test_a_token_from_another_issuer_is_refused(provider, simulator_tenant):
