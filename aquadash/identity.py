@@ -21,7 +21,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AbstractBaseUser, Group, User
 from django.core.exceptions import SuspiciousOperation
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.http import Http404, HttpRequest, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -154,16 +154,25 @@ class OIDCBackend(auth.OIDCAuthenticationBackend):
         claims = self.get_userinfo(access_token, id_token, payload)
         if claims.get("sub") != payload["sub"]:
             raise SuspiciousOperation("userinfo is about someone else than the ID token")
-        claims = {**payload, **claims}
+        # Who it is comes from the checked ID token only.
+        claims = {**payload, **claims, "iss": payload["iss"], "sub": payload["sub"]}
+        try:
+            return self.user_for(claims)
+        except IntegrityError:
+            # Two first sign-ins at once (two tabs): the other one made the user, or took the
+            # name; this time the identity is found, or another name chosen.
+            return self.user_for(claims)
+
+    def user_for(self, claims: dict[str, Any]) -> User:
         with transaction.atomic():
             identity = (
                 Identity.objects.select_related("user")
-                .filter(issuer=payload["iss"], subject=payload["sub"])
+                .filter(issuer=claims["iss"], subject=claims["sub"])
                 .first()
             )
             if identity is None:
                 user = self.create_user(claims)
-                Identity.objects.create(issuer=payload["iss"], subject=payload["sub"], user=user)
+                Identity.objects.create(issuer=claims["iss"], subject=claims["sub"], user=user)
             else:
                 user = identity.user
             if claims.get("email") and user.email != claims["email"]:
