@@ -17,6 +17,7 @@ from django.test import Client
 from aquadash.checks import passwords_beside_single_sign_on
 from aquadash.identity import Identity
 from aquadash.models import Tenant
+from tests.conftest import start_django
 from tests.oidc import CLIENT_SECRET, Provider, aquadash_signing_in_with, provider_serving
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -335,3 +336,30 @@ def test_admins_see_who_signs_in_as_whom_and_cannot_make_it_up(make_user):
 
     assert listing.status_code == 200 and "https://id.example.com" in listing.content.decode()
     assert client.get("/admin/aquadash/identity/add/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AQUADASH_OIDC_GROUPS", "finance"),
+        ("AQUADASH_OIDC_GROUPS", "finance="),
+        ("AQUADASH_LOCAL_LOGIN", "maybe"),
+        ("OIDC_REFRESH_SECONDS", "15m"),
+        ("OIDC_ISSUER", "https://id.example.com"),  # without a client ID and secret
+    ],
+)
+def test_a_malformed_setting_stops_start_up_naming_it(variable, value):
+    result = start_django(DEBUG="1", **{variable: value})
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {variable}" in result.stderr
+    assert CLIENT_SECRET not in result.stderr
+
+
+def test_the_client_secret_never_shows_in_an_error_report(settings):
+    from django.views.debug import ExceptionReporter
+
+    settings.OIDC_RP_CLIENT_SECRET = CLIENT_SECRET
+    report = ExceptionReporter(None, ValueError, ValueError("x"), None).get_traceback_text()
+
+    assert "OIDC_RP_CLIENT_SECRET" in report and CLIENT_SECRET not in report
