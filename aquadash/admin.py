@@ -16,6 +16,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_POST
 
 from aquadash import allowance, api, exports
+from aquadash.identity import Identity
 from aquadash.models import (
     ApiToken,
     AuditEvent,
@@ -532,6 +533,23 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def status_and_attempts(self, delivery: Delivery) -> str:
         tries = delivery.attempts
         return f"{delivery.get_status_display()} ({tries} attempt{'' if tries == 1 else 's'})"
+
+
+@admin.register(Identity)
+class IdentityAdmin(admin.ModelAdmin):
+    """Who signs in through single sign-on as whom. Made only by signing in; deleting one makes
+    that person's next sign-in create a new user."""
+
+    list_display = ["user", "issuer", "subject", "created"]
+    list_filter = ["issuer"]
+    search_fields = ["user__username", "subject"]
+    readonly_fields = ["issuer", "subject", "user", "created"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 from aquadash import archive_admin  # noqa: E402, F401  the archive's own pages

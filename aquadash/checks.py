@@ -36,3 +36,18 @@ def short_metrics_token(**kwargs: Any) -> list[Warning]:
             id="aquadash.W002",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def passwords_beside_single_sign_on(**kwargs: Any) -> list[Warning]:
+    if not settings.AQUADASH_OIDC or not settings.AQUADASH_LOCAL_LOGIN or settings.DEBUG:
+        return []
+    return [
+        Warning(
+            "Single sign-on is on, and so are local passwords: someone removed at the identity "
+            "provider can still sign in here with a password.",
+            hint="Set AQUADASH_LOCAL_LOGIN=0, and list the break-glass superusers in "
+            "AQUADASH_BREAK_GLASS.",
+            id="aquadash.W003",
+        )
+    ]

@@ -1040,3 +1040,6 @@ class KeptFile(models.Model):
 
     def __str__(self) -> str:
         return f"File {self.file_id}: {self.get_status_display()}"
+
+
+from aquadash.identity import Identity  # noqa: E402, F401  # its own module; a model here

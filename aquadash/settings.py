@@ -105,6 +105,19 @@ def proxy_url(name: str) -> str:
     return value.rstrip("/")
 
 
+def group_mapping(name: str) -> dict[str, str]:
+    """Parse `provider-group=django-group,...`."""
+    mapping = {}
+    for item in envlist(name):
+        outside, _, inside = item.partition("=")
+        if not outside.strip() or not inside.strip():
+            raise ImproperlyConfigured(
+                f"{name} entries must look like provider-group=django-group, not {item!r}."
+            )
+        mapping[outside.strip()] = inside.strip()
+    return mapping
+
+
 def fernet_keys(name: str, *, debug: bool, development_key_file: Path) -> list[str]:
     """Parse comma-separated Fernet keys, newest first.
 
@@ -291,10 +304,51 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+AXES_WHITELIST_CALLABLE = "aquadash.identity.not_a_password"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Single sign-on with OpenID Connect, on when OIDC_ISSUER is set (README, "Single sign-on").
+# People are matched on the issuer and the token's `sub`; AQUADASH_OIDC_GROUPS maps the provider's
+# group names to Django groups (provider=django,...), set again at every sign-in and refresh.
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").strip()
+AQUADASH_OIDC = bool(OIDC_ISSUER)
+AQUADASH_OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "").strip() or "single sign-on"
+AQUADASH_OIDC_GROUPS = group_mapping("AQUADASH_OIDC_GROUPS")
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "").strip()
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "").strip()
+if AQUADASH_OIDC and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER is set: OIDC_CLIENT_ID and OIDC_CLIENT_SECRET must be.")
+# Empty: read from the issuer's /.well-known/openid-configuration when first needed.
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_AUTHORIZATION_ENDPOINT", "").strip()
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_TOKEN_ENDPOINT", "").strip()
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_USERINFO_ENDPOINT", "").strip()
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_JWKS_ENDPOINT", "").strip()
+OIDC_RP_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile groups").strip()
+OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "groups").strip()
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = (3.05, 10)
+# How often a signed-in person is sent back to the provider (silently) to be checked again.
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = envint("OIDC_REFRESH_SECONDS", 900)
+OIDC_AUTHENTICATE_CLASS = "aquadash.identity.SignInView"
+OIDC_CALLBACK_CLASS = "aquadash.identity.CallbackView"
+OIDC_EXEMPT_URLS = ["login", "logout", "health"]
+# AQUADASH_LOCAL_LOGIN=0: no passwords, except for the superusers listed in AQUADASH_BREAK_GLASS
+# (at /accounts/login/?break-glass), for when the provider is down.
+AQUADASH_LOCAL_LOGIN = envbool("AQUADASH_LOCAL_LOGIN", True)
+AQUADASH_BREAK_GLASS = frozenset(envlist("AQUADASH_BREAK_GLASS"))
+if not AQUADASH_LOCAL_LOGIN:
+    AUTHENTICATION_BACKENDS[1] = "aquadash.identity.LocalBackend"
+if AQUADASH_OIDC:
+    AUTHENTICATION_BACKENDS.append("aquadash.identity.OIDCBackend")
+    # After the messages, which its refusals use.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+        "aquadash.identity.SessionRefresh",
+    )
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 
-from aquadash import api, archive, metrics, views, work_queue
+from aquadash import api, archive, identity, metrics, views, work_queue
 
 
 class ZuoraIdConverter:
@@ -84,7 +84,8 @@ urlpatterns = [
     path("account/api-tokens/<int:pk>/revoke", api.revoke_token, name="api_token_revoke"),
     path("health/", views.health, name="health"),
     path("metrics", metrics.metrics_view, name="metrics"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", identity.LoginPage.as_view(), name="login"),
+    path("oidc/", include(identity.urlpatterns)),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

@@ -19,6 +19,8 @@ from aquadash.models import Tenant
 # The only views anyone may reach without signing in.
 # /metrics needs no sign-in but its own token (tests/test_metrics.py).
 PUBLIC = {"login", "logout", "health", "favicon", "metrics", "admin:login", "admin:logout"}
+# Single sign-on's start and the provider's answer are signing in (and 404 while it is off).
+PUBLIC |= {"oidc_authentication_init", "oidc_authentication_callback", "oidc_logout"}
 
 
 @pytest.fixture
