@@ -60,8 +60,9 @@ def test_a_running_job_completes_on_screen_and_polling_stops(looks, finance, sim
     after = len(seen)
     page.wait_for_timeout((2 * POLL_SECONDS + 0.5) * 1000)
 
-    # Nothing more but what the end itself brings: the watch card, reloaded, and the new icon.
-    ended = ("/watch/", "/favicon-ok.svg")
+    # Nothing more but what the end itself brings: the watch card, reloaded, the kept-files card
+    # (shown once a job is final), and the new icon.
+    ended = ("/watch/", "/archive/", "/favicon-ok.svg")
     assert [r.url for r in seen[after:] if not r.url.endswith(ended)] == []
     looks.check(page, "job page, completed")
 
