@@ -27,9 +27,7 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
-from pathlib import Path
 
 import psycopg
 import requests
@@ -37,50 +35,15 @@ from harness import (
     MANAGE,
     SIM_AUTH,
     Check,
+    PeakMemory,
     print_checks,
     processes,
     production,
     signed_in,
     start,
-    workers,
 )
 
 CHUNK = 1024 * 1024
-
-
-def rss(pid: int) -> int:
-    """Resident memory, in bytes, of a process and its children."""
-    total = 0
-    for process in [str(pid), *workers(pid)]:
-        for line in Path(f"/proc/{process}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-    return total
-
-
-class PeakMemory:
-    """Samples a process's memory (with its children's) every 50 ms while a block runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self._stop = pid, threading.Event()
-        self.baseline = self.peak = rss(pid)
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, rss(self.pid))
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def growth(self) -> int:
-        return max(0, self.peak - self.baseline)
 
 
 def download(session: requests.Session, url: str) -> tuple[int, float, float]:

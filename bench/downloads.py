@@ -22,15 +22,14 @@ project's requirements (gunicorn among them).
 
 import argparse
 import os
-import threading
 import time
-from pathlib import Path
 
 import requests
 from harness import (
     MANAGE,
     SIM_AUTH,
     Check,
+    PeakMemory,
     cpu_seconds,
     environment,
     free_port,
@@ -41,45 +40,9 @@ from harness import (
     signed_in,
     start,
     wait_for,
-    workers,
 )
 
 CHUNK = 1024 * 1024
-
-
-def rss_of_children(pid: int) -> int:
-    """Resident memory, in bytes, of a gunicorn master's workers."""
-    total = 0
-    for child in workers(pid):
-        for line in Path(f"/proc/{child}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-    return total
-
-
-class PeakMemory:
-    """Samples a server's worker memory every 50 ms while a download runs."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self.baseline = rss_of_children(pid)
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, rss_of_children(self.pid))
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def growth(self) -> int:
-        return max(0, self.peak - self.baseline)
 
 
 def download(session: requests.Session, url: str, **kwargs: object) -> tuple[int, float]:
@@ -143,7 +106,7 @@ def main() -> None:
             cpu["plain"] += cpu_seconds(plain_server.pid) - used
             results["plain"].append(size / seconds)
             used = cpu_seconds(counted_server.pid)
-            with PeakMemory(counted_server.pid) as memory:
+            with PeakMemory(counted_server.pid, workers_only=True) as memory:
                 size, seconds = download(
                     sessions[counted_port], f"http://127.0.0.1:{counted_port}{file_path}"
                 )

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -336,3 +337,39 @@ def print_checks(checks: list[Check]) -> None:
         with open(path, "a") as file:
             for check in checks:
                 file.write(json.dumps(asdict(check)) + "\n")
+
+
+def rss(pid: int, *, workers_only: bool = False) -> int:
+    """Resident memory, in bytes, of a process and its children (or its children alone: a
+    gunicorn master's workers)."""
+    total = 0
+    for process in [*([] if workers_only else [str(pid)]), *workers(pid)]:
+        for line in Path(f"/proc/{process}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+class PeakMemory:
+    """Samples a process's memory (as `rss` counts it) every 50 ms while a block runs."""
+
+    def __init__(self, pid: int, *, workers_only: bool = False) -> None:
+        self.pid, self.workers_only, self._stop = pid, workers_only, threading.Event()
+        self.baseline = self.peak = rss(pid, workers_only=workers_only)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss(self.pid, workers_only=self.workers_only))
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth(self) -> int:
+        return max(0, self.peak - self.baseline)
