@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings as django_settings
 
+from aquadash import simulator as sim
 from tests.conftest import gunicorn_serving
 
 try:  # tests import Page and expect from here, so that they too skip without Playwright
@@ -310,3 +311,13 @@ def polls(requests_seen: list, path: str) -> list:
     return [
         r for r in requests_seen if urlsplit(r.url).path == path and r.headers.get("hx-request")
     ]
+
+
+@pytest.fixture
+def page(looks, simulator_tenant, make_user) -> Page:
+    """Signed in as "finance", on the page of a completed job with four batches."""
+    make_user("finance", groups=simulator_tenant.groups.all())
+    page = looks.new_page()
+    sign_in(page, "finance")
+    look_up(page, sim.MULTI_BATCH_JOB_ID)
+    return page

@@ -5,7 +5,7 @@ numbers on the right, and closable; on a phone no keyboard hint and a whole plac
 import pytest
 
 from aquadash import simulator as sim
-from tests.browser.conftest import NARROW, Page, expect, look_up, sign_in
+from tests.browser.conftest import NARROW, Page, expect
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 
@@ -38,16 +38,6 @@ PLACEHOLDER_FITS = """
   return context.measureText(field.placeholder).width <= room;
 }
 """
-
-
-@pytest.fixture
-def page(looks, simulator_tenant, make_user) -> Page:
-    """Signed in as "finance", on the page of a completed job with four batches."""
-    make_user("finance", groups=simulator_tenant.groups.all())
-    page = looks.new_page()
-    sign_in(page, "finance")
-    look_up(page, sim.MULTI_BATCH_JOB_ID)
-    return page
 
 
 def preview_link(page: Page):

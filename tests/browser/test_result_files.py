@@ -10,16 +10,6 @@ from tests.browser.conftest import Page, expect, look_up, sign_in
 pytestmark = pytest.mark.django_db(transaction=True)  # the server reads what the test wrote
 
 
-@pytest.fixture
-def page(looks, simulator_tenant, make_user) -> Page:
-    """Signed in as "finance", on the page of a completed job with four batches."""
-    make_user("finance", groups=simulator_tenant.groups.all())
-    page = looks.new_page()
-    sign_in(page, "finance")
-    look_up(page, sim.MULTI_BATCH_JOB_ID)
-    return page
-
-
 def batch(page: Page, name: str):
     """The rows of the batches table about the batch of that name."""
     return page.get_by_role("rowgroup").filter(has=page.get_by_text(name, exact=True))
